@@ -1,0 +1,75 @@
+"""
+rungen_async: the asyncio (and trio) Python SDK for the RunGen.AI serverless-GPU API.
+
+    async with AsyncRunGen() as rg:          # $RUNGEN_API_KEY
+        job = await rg.submit_job(app_id, {"prompt": "a lighthouse at dawn"})
+"""
+
+from __future__ import annotations
+
+from ._client import AsyncRunGen
+from ._clock import Clock, SystemClock
+from ._exceptions import (
+    AmbiguousRequestError,
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    JobFailedError,
+    JobTimeoutError,
+    NotFoundError,
+    RateLimitError,
+    ResponseValidationError,
+    RunGenError,
+    ServerError,
+)
+from ._models import (
+    App,
+    AppConfiguration,
+    AppStatus,
+    GpuTier,
+    Job,
+    JobCounters,
+    JobStatus,
+    Lora,
+    Tools,
+    WorkerCounters,
+    Workflow,
+)
+from ._retry import RetryPolicy
+from ._version import __version__
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AmbiguousRequestError",
+    "App",
+    "AppConfiguration",
+    "AppStatus",
+    "AsyncRunGen",
+    "AuthenticationError",
+    "BadRequestError",
+    "Clock",
+    "ConflictError",
+    "GpuTier",
+    "Job",
+    "JobCounters",
+    "JobFailedError",
+    "JobStatus",
+    "JobTimeoutError",
+    "Lora",
+    "NotFoundError",
+    "RateLimitError",
+    "ResponseValidationError",
+    "RetryPolicy",
+    "RunGenError",
+    "ServerError",
+    "SystemClock",
+    "Tools",
+    "WorkerCounters",
+    "Workflow",
+    "__version__",
+]

@@ -1,0 +1,539 @@
+"""AsyncRunGen: the client's lifecycle, its one request path, and a method per endpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from ._clock import Clock, SystemClock
+from ._config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_KEEPALIVE_CONNECTIONS,
+    DEFAULT_POOL_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_WRITE_TIMEOUT,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_TEAM_ID,
+    ENV_USER_ID,
+    USER_AGENT,
+)
+from ._exceptions import (
+    AmbiguousRequestError,
+    APIConnectionError,
+    APITimeoutError,
+    ResponseValidationError,
+    body_preview,
+    error_from_response,
+)
+from ._models import App, Job, Lora
+from ._retry import (
+    RetryPolicy,
+    is_retryable_exception,
+    parse_retry_after,
+    post_status_is_safe,
+    was_not_sent,
+)
+from ._serde import structure, structure_job, structure_list
+from ._validation import (
+    check_api_key,
+    check_base_url,
+    check_gpu_tier,
+    check_id,
+    check_model_url,
+    check_text,
+    check_workers,
+    encode_job_input,
+    encode_json,
+    loras_to_wire,
+)
+
+logger = logging.getLogger("rungen_async")
+
+_JSON_HEADERS = {"content-type": "application/json"}
+
+
+class _Core:
+    """What every team view of one client shares: the connection pool and the settings."""
+
+    __slots__ = (
+        "api_key",
+        "base_url",
+        "clock",
+        "http",
+        "owns_http",
+        "paused_until",
+        "request_count",
+        "retry",
+        "retry_count",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        http: httpx.AsyncClient,
+        owns_http: bool,
+        retry: RetryPolicy,
+        clock: Clock,
+        user_id: str | None,
+    ) -> None:
+        self.api_key = api_key
+        self.base_url = base_url
+        self.http = http
+        self.owns_http = owns_http
+        self.retry = retry
+        self.clock = clock
+        self.user_id = user_id
+        # A 429's Retry-After pauses every request of this client, not just the one that hit it.
+        self.paused_until = 0.0
+        self.request_count = 0
+        self.retry_count = 0
+
+    def headers_for(self, team_id: str | None) -> dict[str, str]:
+        headers = {"x-api-key": self.api_key, "user-agent": USER_AGENT}
+        if team_id is not None:
+            headers["x-team-id"] = team_id
+        return headers
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"<_Core base_url={self.base_url!r}>"
+
+
+class AsyncRunGen:
+    """
+    Async client for the RunGen API; open it with ``async with``.
+
+    Args:
+        api_key: Sent as the ``x-api-key`` header. Defaults to ``$RUNGEN_API_KEY``.
+        team_id: Sent as ``x-team-id``; leave it out (and ``$RUNGEN_TEAM_ID`` unset) to act in
+            the personal context. `with_team()` gives views in other scopes.
+        base_url: Defaults to ``$RUNGEN_BASE_URL``, then ``https://api.rungen.ai``. Plain
+            ``http://`` is refused except to loopback hosts, unless *allow_insecure_http*.
+        user_id: Default ``X-Authenticated-User-Id`` for `cancel_job()`
+            (``$RUNGEN_USER_ID``).
+        timeout: Seconds, or an ``httpx.Timeout``; by default connect 10 s, read 60 s,
+            write 30 s, pool 60 s.
+        max_connections: Bound on concurrent HTTP connections of the pool it creates.
+        retry: How failed requests are retried; see `RetryPolicy`.
+        http_client: An ``httpx.AsyncClient`` to send through; the caller closes it.
+        transport: An httpx transport for the client this one creates (e.g. a
+            ``httpx.MockTransport`` in tests).
+        clock: Where retries and waits read time and sleep (tests pass a fake one).
+    """
+
+    __slots__ = ("_core", "_headers", "_is_view", "_team_id")
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        team_id: str | None = None,
+        base_url: str | None = None,
+        user_id: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        retry: RetryPolicy | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        allow_insecure_http: bool = False,
+        clock: Clock | None = None,
+    ) -> None:
+        key = check_api_key(api_key or os.environ.get(ENV_API_KEY), ENV_API_KEY)
+        url = check_base_url(
+            base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL,
+            allow_insecure_http=allow_insecure_http,
+        )
+        team = team_id or os.environ.get(ENV_TEAM_ID) or None
+        if team is not None:
+            check_id("team_id", team)
+        user = user_id or os.environ.get(ENV_USER_ID) or None
+        if http_client is not None and transport is not None:
+            raise ValueError("pass http_client or transport, not both")
+        check_workers("max_connections", max_connections, minimum=1)
+        if http_client is None:
+            http_client = httpx.AsyncClient(
+                transport=transport
+                or httpx.AsyncHTTPTransport(
+                    limits=httpx.Limits(
+                        max_connections=max_connections,
+                        max_keepalive_connections=min(
+                            max_connections, DEFAULT_MAX_KEEPALIVE_CONNECTIONS
+                        ),
+                    )
+                ),
+                timeout=_make_timeout(timeout),
+                follow_redirects=False,
+            )
+            owns_http = True
+        else:
+            owns_http = False
+        self._core = _Core(
+            api_key=key,
+            base_url=url,
+            http=http_client,
+            owns_http=owns_http,
+            retry=retry or RetryPolicy(),
+            clock=clock or SystemClock(),
+            user_id=user,
+        )
+        self._team_id = team
+        self._headers = self._core.headers_for(team)
+        self._is_view = False
+
+    # -- lifecycle and scope ---------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool, if this client created it; a team view closes nothing."""
+        if not self._is_view and self._core.owns_http:
+            await self._core.http.aclose()
+
+    def with_team(self, team_id: str | None) -> AsyncRunGen:
+        """
+        Return a view acting in team *team_id* (None: the personal context).
+
+        The view shares this client's connections and settings; concurrent calls through
+        different views never mix their headers. Close the original, not the view.
+        """
+        if team_id is not None:
+            check_id("team_id", team_id)
+        view = object.__new__(AsyncRunGen)
+        view._core = self._core
+        view._team_id = team_id
+        view._headers = self._core.headers_for(team_id)
+        view._is_view = True
+        return view
+
+    @property
+    def team_id(self) -> str | None:
+        """The ``x-team-id`` this client sends, or None in the personal context."""
+        return self._team_id
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL."""
+        return self._core.base_url
+
+    @property
+    def clock(self) -> Clock:
+        """The clock retries and waits use."""
+        return self._core.clock
+
+    def __repr__(self) -> str:
+        view = " view" if self._is_view else ""
+        return f"<AsyncRunGen{view} base_url={self._core.base_url!r} team_id={self._team_id!r}>"
+
+    # -- apps ------------------------------------------------------------------------------
+
+    async def create_app(
+        self,
+        name: str,
+        *,
+        gpu_tier: str,
+        model_url: str,
+        description: str | None = None,
+        active_workers: int | None = None,
+        location: str | None = None,
+        loras: Iterable[Lora | Mapping[str, Any]] = (),
+        idempotency_key: str | None = None,
+    ) -> App:
+        """
+        Create an app; it starts STOPPED, so `start_app()` it before submitting jobs.
+
+        Raises:
+            BadRequestError: The API rejected a field.
+            AmbiguousRequestError: The outcome is unknown; retry with its idempotency key.
+        """
+        configuration: dict[str, Any] = {"gpu_tier": check_gpu_tier(gpu_tier)}
+        if active_workers is not None:
+            configuration["active_workers"] = check_workers(
+                "active_workers", active_workers, minimum=0
+            )
+        if location is not None:
+            configuration["location"] = check_text("location", location)
+        workflow: dict[str, Any] = {"model_url": check_model_url(model_url)}
+        wire_loras = loras_to_wire(loras)
+        if wire_loras:
+            workflow["tools"] = {"loras": wire_loras}
+        body: dict[str, Any] = {"name": check_text("name", name)}
+        if description is not None:
+            body["description"] = check_text("description", description, allow_empty=True)
+        body["configuration"] = configuration
+        body["workflow"] = workflow
+        data = await self._request(
+            "POST", "/app", content=encode_json("app", body), idempotency_key=idempotency_key
+        )
+        return structure(data, App)
+
+    async def list_apps(self) -> list[App]:
+        """List the apps of this scope (personal, or the team's)."""
+        return structure_list(await self._request("GET", "/app"), App)
+
+    async def get_app(self, app_id: str) -> App:
+        """Fetch app *app_id*, with its status and job and worker counters."""
+        return structure(await self._request("GET", f"/app/{check_id('app_id', app_id)}"), App)
+
+    async def update_app(
+        self,
+        app_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        active_workers: int | None = None,
+        model_url: str | None = None,
+        loras: Iterable[Lora | Mapping[str, Any]] | None = None,
+    ) -> App:
+        """
+        Change only the fields given; the API can change LoRA weights but not the LoRA set.
+
+        Raises:
+            ValueError: No field was given, or one is invalid.
+        """
+        path = f"/app/{check_id('app_id', app_id)}"
+        body: dict[str, Any] = {}
+        if name is not None:
+            body["name"] = check_text("name", name)
+        if description is not None:
+            body["description"] = check_text("description", description, allow_empty=True)
+        if active_workers is not None:
+            body["configuration"] = {
+                "active_workers": check_workers("active_workers", active_workers, minimum=0)
+            }
+        workflow: dict[str, Any] = {}
+        if model_url is not None:
+            workflow["model_url"] = check_model_url(model_url)
+        if loras is not None:
+            workflow["tools"] = {"loras": loras_to_wire(loras)}
+        if workflow:
+            body["workflow"] = workflow
+        if not body:
+            raise ValueError(
+                "update_app() needs at least one of name, description, active_workers, "
+                "model_url or loras"
+            )
+        data = await self._request("PUT", path, content=encode_json("update", body))
+        if data is None:  # the update page shows no response: read the app back
+            return await self.get_app(app_id)
+        return structure(data, App)
+
+    async def start_app(self, app_id: str, workers: int = 1) -> App:
+        """Scale app *app_id* to *workers* active workers (billing starts); see `wait_for_app`."""
+        return await self.update_app(
+            app_id, active_workers=check_workers("workers", workers, minimum=1)
+        )
+
+    async def stop_app(self, app_id: str) -> App:
+        """Scale app *app_id* to zero workers, which stops its billing."""
+        return await self.update_app(app_id, active_workers=0)
+
+    async def delete_app(self, app_id: str) -> None:
+        """Delete app *app_id* for good; stop it first, as the API's tutorial asks."""
+        await self._request("DELETE", f"/app/{check_id('app_id', app_id)}")
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    async def submit_job(
+        self, app_id: str, input: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> Job:
+        """
+        Queue a job on app *app_id* with the model's *input*; returns at once.
+
+        Args:
+            idempotency_key: Reuse the key of an `AmbiguousRequestError` to re-send a submit
+                without risking a second job. A fresh key is made when None.
+
+        Raises:
+            NotFoundError: No such app in this scope.
+            AmbiguousRequestError: The outcome is unknown; nothing was re-sent.
+        """
+        path = f"/app/{check_id('app_id', app_id)}/run_async"
+        data = await self._request(
+            "POST", path, content=encode_job_input(input), idempotency_key=idempotency_key
+        )
+        return structure_job(data, app_id, input)
+
+    async def get_job(self, app_id: str, job_id: str) -> Job:
+        """Fetch the current state of job *job_id*."""
+        path = f"/app/{check_id('app_id', app_id)}/job/{check_id('job_id', job_id)}"
+        return structure_job(await self._request("GET", path), app_id)
+
+    async def cancel_job(self, app_id: str, job_id: str, *, user_id: str | None = None) -> Job:
+        """
+        Cancel a queued or running job.
+
+        Args:
+            user_id: Sent as ``X-Authenticated-User-Id``, which the cancel page requires;
+                defaults to the client's *user_id*.
+
+        Raises:
+            ConflictError: The job already finished.
+        """
+        path = f"/app/{check_id('app_id', app_id)}/job/{check_id('job_id', job_id)}"
+        user = user_id or self._core.user_id
+        extra = None if user is None else {"x-authenticated-user-id": check_id("user_id", user)}
+        return structure_job(await self._request("PUT", path, extra_headers=extra), app_id)
+
+    # -- the one request path --------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        idempotency_key: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send one logical call, retrying as the policy allows; return the unwrapped body."""
+        core = self._core
+        url = core.base_url + path
+        is_post = method == "POST"
+        headers = self._headers
+        if content is not None or is_post or extra_headers:
+            headers = {**headers, **_JSON_HEADERS} if content is not None else dict(headers)
+            if is_post:
+                # One key per logical call, the same on every attempt.
+                idempotency_key = idempotency_key or uuid.uuid4().hex
+                headers["idempotency-key"] = idempotency_key
+            if extra_headers:
+                headers.update(extra_headers)
+        policy = core.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            if core.paused_until and core.clock.now() < core.paused_until:
+                await core.clock.sleep(core.paused_until - core.clock.now())
+            core.request_count += 1
+            try:
+                response = await core.http.request(method, url, content=content, headers=headers)
+            except httpx.TransportError as exc:
+                retryable = is_retryable_exception(exc)
+                ambiguous = is_post and not was_not_sent(exc)
+                if (
+                    not retryable
+                    or attempt >= policy.max_attempts
+                    or (ambiguous and not policy.retry_ambiguous_posts)
+                ):
+                    if ambiguous:
+                        raise _ambiguous(method, path, idempotency_key, f"{exc!r}", None) from exc
+                    if isinstance(exc, httpx.TimeoutException):
+                        raise APITimeoutError(
+                            f"{method} {path} timed out ({type(exc).__name__})",
+                            method=method,
+                            path=path,
+                        ) from exc
+                    raise APIConnectionError(
+                        f"{method} {path} failed: {type(exc).__name__}: {exc}",
+                        method=method,
+                        path=path,
+                    ) from exc
+                await self._back_off(method, path, attempt, type(exc).__name__, None)
+                continue
+
+            status = response.status_code
+            if status < 400:
+                return _decode(response, method, path)
+            retry_after = (
+                parse_retry_after(response.headers.get("retry-after"))
+                if status in (429, 503)
+                else None
+            )
+            if status == 429 and retry_after:
+                core.paused_until = max(
+                    core.paused_until, core.clock.now() + min(retry_after, policy.max_retry_after)
+                )
+            ambiguous = is_post and status >= 500 and not post_status_is_safe(status, retry_after)
+            if (
+                status in policy.retry_statuses
+                and attempt < policy.max_attempts
+                and not (ambiguous and not policy.retry_ambiguous_posts)
+            ):
+                reason = f"{status} {response.reason_phrase}"
+                await self._back_off(method, path, attempt, reason, retry_after)
+                continue
+            error = error_from_response(response, method=method, path=path)
+            if ambiguous:
+                raise _ambiguous(method, path, idempotency_key, str(error), status) from error
+            raise error
+
+    async def _back_off(
+        self, method: str, path: str, attempt: int, reason: str, retry_after: float | None
+    ) -> None:
+        core = self._core
+        delay = core.retry.backoff(attempt, retry_after)
+        core.retry_count += 1
+        logger.info(
+            "Retrying %s %s in %.2f s after %s (attempt %d of %d)",
+            method,
+            path,
+            delay,
+            reason,
+            attempt + 1,
+            core.retry.max_attempts,
+        )
+        await core.clock.sleep(delay)
+
+
+def _ambiguous(
+    method: str, path: str, key: str | None, cause: str, status: int | None
+) -> AmbiguousRequestError:
+    return AmbiguousRequestError(
+        f"{method} {path} may or may not have been carried out ({cause}); it was not re-sent. "
+        f"Send it again with idempotency_key={key!r} to avoid a duplicate",
+        method=method,
+        path=path,
+        idempotency_key=key or "",
+        status_code=status,
+    )
+
+
+def _decode(response: httpx.Response, method: str, path: str) -> Any:
+    content = response.content
+    if not content:
+        return None
+    try:
+        body = json.loads(content)
+    except ValueError:
+        raise ResponseValidationError(
+            f"{response.status_code} on {method} {path} is not JSON: {body_preview(content)!r}",
+            status_code=response.status_code,
+        ) from None
+    # Some endpoints wrap their payload in {"data": ...} and some don't.
+    return body["data"] if type(body) is dict and "data" in body else body
+
+
+def _make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        return httpx.Timeout(timeout)
+    return httpx.Timeout(
+        connect=DEFAULT_CONNECT_TIMEOUT,
+        read=DEFAULT_READ_TIMEOUT,
+        write=DEFAULT_WRITE_TIMEOUT,
+        pool=DEFAULT_POOL_TIMEOUT,
+    )
