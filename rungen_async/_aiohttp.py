@@ -1,0 +1,384 @@
+"""
+httpx transports backed by aiohttp, and the automatic choice between them and httpx's own.
+
+httpx stays the public interface (callers still hand the SDK httpx clients and transports,
+and respx keeps working); only the bytes on the wire move through aiohttp, whose C-accelerated
+HTTP/1.1 client costs several times less CPU per request than httpcore. aiohttp runs only on
+asyncio, so `AutoTransport` picks it there and falls back to `httpx.AsyncHTTPTransport` on trio.
+
+The exception mapping is part of the contract: the SDK decides whether a POST may be re-sent
+from the httpx class alone. `httpx.ConnectError`, `httpx.ConnectTimeout` and
+`httpx.PoolTimeout` mean nothing was sent; every other `httpx.TransportError` is ambiguous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+from typing import TYPE_CHECKING, Final
+
+import httpx
+import sniffio
+
+if TYPE_CHECKING:
+    import aiohttp
+    from multidict import CIMultiDict
+
+__all__ = ["AiohttpTransport", "AutoTransport", "default_transport"]
+
+DEFAULT_LIMIT: Final = 64
+DEFAULT_KEEPALIVE_EXPIRY: Final = 5.0  # httpx.Limits' default
+
+_HTTP_11: Final = b"HTTP/1.1"
+# Headers aiohttp adds when absent. httpx sets the first three on every request, so skipping
+# costs nothing in the common case; naming them all keeps the wire exactly what httpx built.
+_AUTO_HEADERS: Final = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+
+
+class _Slots:
+    """
+    A FIFO counting semaphore whose uncontended acquire allocates nothing.
+
+    `asyncio.Semaphore.locked()` scans every waiter, which at 256 requests queued on 64
+    connections is exactly the per-request work that grows with concurrency.
+    """
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody is queued before us."""
+        if self._free and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def acquire(self, loop: asyncio.AbstractEventLoop, max_wait: float | None) -> None:
+        """Queue for a slot; raise `TimeoutError` after *max_wait* seconds."""
+        waiters = self._waiters
+        while waiters and waiters[0].done():  # left behind by timed-out waiters
+            waiters.popleft()
+        if self._free and not waiters:
+            self._free -= 1
+            return
+        fut: asyncio.Future[None] = loop.create_future()
+        waiters.append(fut)
+        try:
+            if max_wait is None:
+                await fut
+            else:
+                async with asyncio.timeout(max_wait):
+                    await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed a slot while being cancelled: pass it on
+            else:
+                fut.cancel()
+            raise
+
+    def release(self) -> None:
+        """Hand the slot to the oldest live waiter, or put it back."""
+        waiters = self._waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._free += 1
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """
+    An httpx transport that sends requests through one `aiohttp.ClientSession`; asyncio only.
+
+    Responses are read in full before they are returned, so streaming a response body
+    yields it in one chunk. httpx still follows redirects and decodes ``Content-Encoding``.
+    Proxies are not supported, and the write timeout is not enforced (aiohttp has none).
+
+    Args:
+        limit: Most connections open at once; requests beyond it queue, bounded by the
+            request's pool timeout. ``None`` means no limit.
+        keepalive_expiry: Seconds an idle connection stays open for reuse.
+        verify: Certificate checking, as in `httpx.AsyncHTTPTransport`: ``True`` for httpx's
+            default context, ``False`` to skip, or an `ssl.SSLContext`.
+    """
+
+    def __init__(
+        self,
+        *,
+        limit: int | None = DEFAULT_LIMIT,
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        # Imported here, not at module level: aiohttp adds ~150 ms to `import rungen_async`
+        # and is optional. Kept on the instance so the request path does no import lookups.
+        import aiohttp
+        from multidict import CIMultiDict
+        from yarl import URL
+
+        self._client_error: type[aiohttp.ClientError] = aiohttp.ClientError
+        self._headers_type: type[CIMultiDict[str]] = CIMultiDict
+        self._url_type = URL
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1 or None, not {limit}")
+        self._limit = limit
+        self._keepalive_expiry = keepalive_expiry
+        self._verify = verify
+        self._slots = _Slots(limit) if limit is not None else None
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        # One aiohttp.ClientTimeout per distinct (connect, read) pair seen last; the SDK
+        # sends the same timeouts on every request, so this is nearly always a hit.
+        self._timeout_key: tuple[float | None, float | None] | None = None
+        self._timeout: aiohttp.ClientTimeout | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        """Create the session inside the running loop, or explain why it cannot be."""
+        if self._closed:
+            raise RuntimeError("AiohttpTransport is closed")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            library = sniffio.current_async_library()
+            raise RuntimeError(
+                f"AiohttpTransport needs asyncio but is running under {library}; "
+                "use AutoTransport or httpx.AsyncHTTPTransport instead"
+            ) from None
+        if self._session is not None:
+            raise RuntimeError(
+                "AiohttpTransport is bound to the event loop it was first used in; "
+                "create one transport per event loop"
+            )
+        import aiohttp
+
+        if isinstance(self._verify, ssl.SSLContext):
+            ssl_option: ssl.SSLContext | bool = self._verify
+        else:
+            ssl_option = httpx.create_ssl_context(verify=True) if self._verify else False
+        connector = aiohttp.TCPConnector(
+            limit=self._limit or 0,  # our _Slots queue first, so this never blocks
+            keepalive_timeout=self._keepalive_expiry,
+            ssl=ssl_option,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
+            auto_decompress=False,  # httpx decodes Content-Encoding itself
+            timeout=aiohttp.ClientTimeout(),
+        )
+        self._loop = loop
+        return self._session
+
+    def _client_timeout(self, connect: float | None, read: float | None) -> aiohttp.ClientTimeout:
+        import aiohttp
+
+        # sock_connect bounds the TCP/TLS connect alone; the pool wait is ours (_Slots).
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+        self._timeout_key = (connect, read)
+        self._timeout = timeout
+        return timeout
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send *request* and return its response with the body already read."""
+        session = self._session
+        loop = self._loop
+        if session is None or loop is not asyncio.get_running_loop():
+            session = self._open()
+            loop = self._loop
+            assert loop is not None
+
+        timeouts = request.extensions.get("timeout")
+        if timeouts is None:
+            connect = read = pool = None
+        else:
+            connect = timeouts.get("connect")
+            read = timeouts.get("read")
+            pool = timeouts.get("pool")
+        key = self._timeout_key
+        if key is not None and key[0] == connect and key[1] == read:
+            client_timeout = self._timeout
+        else:
+            client_timeout = self._client_timeout(connect, read)
+
+        headers = request.headers
+        method = request.method
+        try:
+            body = request.content
+        except httpx.RequestNotRead:
+            body = await request.aread()
+        wire_headers = self._headers_type(headers.multi_items())
+        if (
+            "User-Agent" in wire_headers
+            and "Accept" in wire_headers
+            and "Accept-Encoding" in wire_headers
+            and ("Content-Type" in wire_headers or not (body or method in _BODY_METHODS))
+        ):
+            skip: tuple[str, ...] | None = None
+        else:
+            skip = _AUTO_HEADERS
+
+        slots = self._slots
+        if slots is not None and not slots.try_acquire():
+            try:
+                await slots.acquire(loop, pool)
+            except TimeoutError as exc:
+                raise httpx.PoolTimeout("timed out waiting for a connection") from exc
+        try:
+            return await self._send(
+                session, request, method, wire_headers, body, skip, client_timeout
+            )
+        finally:
+            if slots is not None:
+                slots.release()
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        request: httpx.Request,
+        method: str,
+        headers: CIMultiDict[str],
+        body: bytes,
+        skip: tuple[str, ...] | None,
+        client_timeout: aiohttp.ClientTimeout | None,
+    ) -> httpx.Response:
+        response: aiohttp.ClientResponse | None = None
+        try:
+            response = await session.request(
+                method,
+                self._url_type(str(request.url), encoded=True),  # httpx percent-encoded it
+                headers=headers,
+                data=body or None,
+                skip_auto_headers=skip,
+                allow_redirects=False,  # httpx follows redirects itself
+                timeout=client_timeout,
+            )
+            content = await response.read()
+        except self._client_error as exc:
+            if response is not None:
+                response.close()
+            raise _to_httpx(exc, request) from exc
+        except BaseException:  # cancelled: drop the half-read connection
+            if response is not None:
+                response.close()
+            raise
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=httpx.ByteStream(content),
+            request=request,
+            extensions={
+                "http_version": _HTTP_11,
+                "reason_phrase": (response.reason or "").encode("ascii", "replace"),
+            },
+        )
+
+    async def aclose(self) -> None:
+        """Close the session and its connections; the transport cannot be reused."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
+def _to_httpx(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:
+    """Translate an aiohttp error into the httpx error with the same retry meaning."""
+    import aiohttp
+
+    message = str(exc) or type(exc).__name__
+    # Nothing was sent: safe to retry any method.
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(message, request=request)
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, TLS handshake
+        return httpx.ConnectError(message, request=request)
+    if isinstance(exc, aiohttp.NonHttpUrlClientError):
+        return httpx.UnsupportedProtocol(message, request=request)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return httpx.LocalProtocolError(message, request=request)
+    # The request may have reached the server: ambiguous.
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return httpx.ReadTimeout(message, request=request)
+    if isinstance(exc, aiohttp.ClientConnectionResetError):
+        return httpx.WriteError(message, request=request)
+    if isinstance(exc, aiohttp.ClientOSError):
+        # aiohttp reports a failed body write only through this message.
+        if "Can not write request body" in message:
+            return httpx.WriteError(message, request=request)
+        return httpx.ReadError(message, request=request)
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return httpx.RemoteProtocolError(message, request=request)
+    if isinstance(exc, aiohttp.ClientResponseError):  # a response aiohttp could not parse
+        return httpx.RemoteProtocolError(message, request=request)
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return httpx.ReadError(message, request=request)
+    return httpx.TransportError(message, request=request)
+
+
+class AutoTransport(httpx.AsyncBaseTransport):
+    """
+    Picks the fastest transport for the running async library on first use.
+
+    On asyncio with aiohttp installed that is `AiohttpTransport`; otherwise (trio, or no
+    aiohttp) it is `httpx.AsyncHTTPTransport`, configured from the same *limits*.
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: httpx.Limits | None = None,
+        verify: ssl.SSLContext | bool = True,
+        prefer_aiohttp: bool = True,
+    ) -> None:
+        self._limits = limits or httpx.Limits(
+            max_connections=DEFAULT_LIMIT, max_keepalive_connections=DEFAULT_LIMIT
+        )
+        self._verify = verify
+        self._prefer_aiohttp = prefer_aiohttp
+        self._inner: httpx.AsyncBaseTransport | None = None
+
+    @property
+    def chosen(self) -> httpx.AsyncBaseTransport | None:
+        """The transport picked on first use, or ``None`` before any request."""
+        return self._inner
+
+    def _choose(self) -> httpx.AsyncBaseTransport:
+        limits = self._limits
+        if self._prefer_aiohttp and sniffio.current_async_library() == "asyncio":
+            try:
+                inner: httpx.AsyncBaseTransport = AiohttpTransport(
+                    limit=limits.max_connections,
+                    keepalive_expiry=(
+                        DEFAULT_KEEPALIVE_EXPIRY
+                        if limits.keepalive_expiry is None
+                        else limits.keepalive_expiry
+                    ),
+                    verify=self._verify,
+                )
+            except ImportError:
+                inner = httpx.AsyncHTTPTransport(limits=limits, verify=self._verify)
+        else:
+            inner = httpx.AsyncHTTPTransport(limits=limits, verify=self._verify)
+        self._inner = inner
+        return inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send *request* through the chosen transport, choosing it on the first call."""
+        inner = self._inner or self._choose()
+        return await inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close the chosen transport, if one was chosen."""
+        if self._inner is not None:
+            await self._inner.aclose()
+
+
+def default_transport(
+    *, limits: httpx.Limits | None = None, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncBaseTransport:
+    """Return the transport the SDK uses when the caller passes none: an `AutoTransport`."""
+    return AutoTransport(limits=limits, verify=verify)
