@@ -1,0 +1,138 @@
+"""
+Run every benchmark scenario: ``python -m benchmarks [--quick]``.
+
+Starts `benchmarks.server` in a separate process pinned to one CPU, pins this (client)
+process to another, runs the scenarios, and writes ``results.json``, ``results.md`` and PNG
+plots into the output directory. The server is always stopped, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from benchmarks import bench_overhead, report
+from benchmarks.machine import describe_machine
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@contextmanager
+def server_process(cpu: int | None) -> Iterator[str]:
+    """Start the loopback server in its own process and yield its base URL; always stop it."""
+    command = [sys.executable, "-m", "benchmarks.server"]
+    if cpu is not None:
+        command += ["--cpu", str(cpu)]
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,  # the server exits when this closes, even if we are killed
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parent.parent,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.startswith("READY "):
+            raise RuntimeError(f"benchmark server failed to start: {line!r}")
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def pick_cpus() -> tuple[int | None, int | None]:
+    """One CPU for the client and another for the server, if this machine lets us pin."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return cpus[0], cpus[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, run the scenarios and write the results."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds (CI)")
+    parser.add_argument("--out", type=Path, help="output directory (default benchmarks/results)")
+    parser.add_argument("--repeats", type=int, help="full runs of each scenario (default 3)")
+    parser.add_argument("--requests", type=int, help="requests per measured cell")
+    parser.add_argument("--max-seconds", type=float, help="time cap per measured cell")
+    parser.add_argument("--concurrency", type=int, nargs="+", help="default 1 16 64 256")
+    parser.add_argument("--clients", nargs="+", help="subset of clients, by name")
+    args = parser.parse_args(argv)
+
+    if args.quick:
+        out = args.out or RESULTS / "quick"
+        repeats, requests, max_seconds = args.repeats or 1, args.requests or 60, 1.0
+        concurrencies = args.concurrency or [1, 16]
+    else:
+        out = args.out or RESULTS
+        repeats, requests, max_seconds = args.repeats or 3, args.requests or 4000, 5.0
+        concurrencies = args.concurrency or [1, 16, 64, 256]
+    max_seconds = args.max_seconds or max_seconds
+    clients = args.clients or bench_overhead.available_clients()
+    unknown = set(clients) - set(bench_overhead.CLIENTS)
+    if unknown:
+        parser.error(f"unknown clients {sorted(unknown)}; known: {list(bench_overhead.CLIENTS)}")
+
+    client_cpu, server_cpu = pick_cpus()
+    machine = describe_machine(client_cpu=client_cpu, server_cpu=server_cpu)
+    config = {
+        "quick": args.quick,
+        "repeats": repeats,
+        "requests_per_cell": requests,
+        "max_seconds_per_cell": max_seconds,
+        "concurrencies": concurrencies,
+        "clients": clients,
+        "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    started = time.time()
+    with server_process(server_cpu) as base_url:
+        if client_cpu is not None:
+            os.sched_setaffinity(0, {client_cpu})
+        samples = bench_overhead.run(
+            base_url,
+            clients=clients,
+            concurrencies=concurrencies,
+            requests=requests,
+            max_seconds=max_seconds,
+            repeats=repeats,
+        )
+    machine["loadavg_after"] = os.getloadavg()
+    machine["duration_s"] = round(time.time() - started, 1)
+
+    out.mkdir(parents=True, exist_ok=True)
+    summary = bench_overhead.summarise(samples)
+    results = {
+        "machine": machine,
+        "config": config,
+        "scenarios": {
+            "overhead": {
+                "summary": summary,
+                "samples": [sample.as_dict() for sample in samples],
+            }
+        },
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(report.markdown(results))
+    plots = report.plots(results, out)
+    print(f"wrote {out / 'results.json'}, {out / 'results.md'}, " + ", ".join(map(str, plots)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Turn results.json into the markdown table and the PNG plots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_overhead import BASELINES, CLIENTS, OPERATIONS
+
+
+def _rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = results["scenarios"]["overhead"]["summary"]
+    return rows
+
+
+def _grid(
+    rows: Iterable[dict[str, Any]], operation: str
+) -> tuple[list[str], list[int], dict[tuple[str, int], dict[str, Any]]]:
+    cells = {(r["client"], r["concurrency"]): r for r in rows if r["operation"] == operation}
+    clients = list(dict.fromkeys(name for name, _ in cells))
+    concurrencies = sorted({c for _, c in cells})
+    return clients, concurrencies, cells
+
+
+def _range(row: dict[str, Any], key: str, fmt: str) -> str:
+    if row["samples"] == 1:
+        return format(row[key], fmt)
+    low, high = format(row[f"{key}_min"], fmt), format(row[f"{key}_max"], fmt)
+    return f"{format(row[key], fmt)} ({low}-{high})"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The whole report: machine, command, and one set of tables per operation."""
+    machine, config = results["machine"], results["config"]
+    packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items() if v)
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Command: `{config['command'].strip()}` ({config['repeats']} repeat(s), "
+        f"up to {config['requests_per_cell']} requests or {config['max_seconds_per_cell']} s "
+        "per cell; figures are medians, ranges in brackets are min-max over repeats).",
+        "",
+        f"Machine: {machine['cpu_model']}, {machine['nproc']} CPUs (client pinned to CPU "
+        f"{machine['client_cpu']}, server to CPU {machine['server_cpu']}), "
+        f"Python {machine['python']}, {packages}. Load average before/after: "
+        f"{machine['loadavg_before'][0]:.2f} / {machine['loadavg_after'][0]:.2f}.",
+        "",
+    ]
+    rows = _rows(results)
+    for operation in OPERATIONS:
+        clients, concurrencies, cells = _grid(rows, operation)
+        if not clients:
+            continue
+        header = "| client | " + " | ".join(f"c={c}" for c in concurrencies) + " |"
+        rule = "|---|" + "---:|" * len(concurrencies)
+        lines += [f"## `{operation}`: client CPU µs per request", "", header, rule]
+        for name in clients:
+            values = [
+                _range(cells[(name, c)], "cpu_us", ".0f") if (name, c) in cells else "-"
+                for c in concurrencies
+            ]
+            lines.append(f"| {CLIENTS[name].label} | " + " | ".join(values) + " |")
+        lines += ["", f"## `{operation}`: requests/s", "", header, rule]
+        for name in clients:
+            values = [
+                _range(cells[(name, c)], "per_s", ".0f") if (name, c) in cells else "-"
+                for c in concurrencies
+            ]
+            lines.append(f"| {CLIENTS[name].label} | " + " | ".join(values) + " |")
+        lines += [
+            "",
+            f"## `{operation}`: CPU per request relative to the baselines (lower is better)",
+            "",
+            "Each cell: vs httpx defaults / vs hand-written aiohttp"
+            " / vs the raw httpx loop on the same transport (SDK rows only).",
+            "",
+            header,
+            rule,
+        ]
+        for name in clients:
+            values = []
+            for c in concurrencies:
+                row = cells.get((name, c))
+                if row is None:
+                    values.append("-")
+                    continue
+                parts = [_ratio(row[f"vs_{b}"]) for b in BASELINES]
+                if row["vs_same_transport"] is not None:
+                    parts.append(_ratio(row["vs_same_transport"]))
+                values.append(" / ".join(parts))
+            lines.append(f"| {CLIENTS[name].label} | " + " | ".join(values) + " |")
+        lines.append("")
+    lines += [
+        "![client CPU per request](overhead_cpu.png)",
+        "",
+        "![requests per second](overhead_rps.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plots(results: dict[str, Any], out: Path) -> list[Path]:
+    """Write CPU-per-request and requests/s against concurrency, one panel per operation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _rows(results)
+    written = []
+    for key, ylabel, filename, log in (
+        ("cpu_us", "client CPU per request (µs, log scale)", "overhead_cpu.png", True),
+        ("per_s", "requests per second", "overhead_rps.png", False),
+    ):
+        fig, axes = plt.subplots(1, len(OPERATIONS), figsize=(12, 4.8), sharey=True)
+        for ax, operation in zip(axes, OPERATIONS, strict=True):
+            clients, concurrencies, cells = _grid(rows, operation)
+            for name in clients:
+                xs = [c for c in concurrencies if (name, c) in cells]
+                ys = [cells[(name, c)][key] for c in xs]
+                lows = [cells[(name, c)][f"{key}_min"] for c in xs]
+                highs = [cells[(name, c)][f"{key}_max"] for c in xs]
+                (line,) = ax.plot(xs, ys, marker="o", label=CLIENTS[name].label)
+                ax.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.15)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(concurrencies, [str(c) for c in concurrencies])
+            if log:
+                ax.set_yscale("log")
+            ax.set_title(operation)
+            ax.set_xlabel("concurrency (requests in flight)")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].set_ylabel(ylabel)
+        axes[-1].legend(fontsize=8)
+        machine = results["machine"]
+        fig.suptitle(
+            f"{machine['cpu_model']}, client on 1 CPU, Python {machine['python']}", fontsize=9
+        )
+        fig.tight_layout()
+        path = out / filename
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
