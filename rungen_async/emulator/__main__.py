@@ -1,0 +1,129 @@
+"""
+``python -m rungen_async.emulator``: serve a local RunGen API with uvicorn.
+
+Binds 127.0.0.1:8080 by default and prints the demo API key. ``--help`` lists the flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ._accounts import DEMO_API_KEY, DEMO_USER_NAME, Accounts
+from ._asgi import EmulatorASGI
+from ._emulator import Emulator
+from ._faults import FaultConfig
+from ._server import bind_socket, uvicorn_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rungen_async.emulator",
+        description="Serve a local emulation of the RunGen.AI API.",
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    add("--port", type=int, default=8080, help="port to bind, 0 for any (default: %(default)s)")
+    add("--config", metavar="FILE", help="JSON file of users and teams (see the README)")
+    add("--api-key", default=DEMO_API_KEY, help="the demo user's API key (default: %(default)s)")
+    add("--warmup", type=float, default=5.0, help="seconds an app stays INITIALIZING")
+    add("--job-duration", type=float, default=3.0, help="seconds per job on a STANDARD worker")
+    add("--variants", choices=("reference", "alternate", "mixed"), default="reference")
+    add("--seed", type=int, help="make ids (and the mixed variants) reproducible")
+    add("--max-workers", type=int, default=64, help="largest allowed active_workers")
+    faults = parser.add_argument_group("fault injection (rates are fractions, 0 to 1)")
+    add = faults.add_argument
+    add("--fault-429", type=float, default=0.0, metavar="RATE", help="answer 429")
+    add("--retry-after", type=float, default=1.0, metavar="SECONDS", help="Retry-After on a 429")
+    add("--fault-5xx", type=float, default=0.0, metavar="RATE", help="answer a 5xx")
+    add("--fault-5xx-status", type=int, default=503, metavar="STATUS")
+    add("--fault-drop", type=float, default=0.0, metavar="RATE", help="drop before handling")
+    add("--fault-drop-after", type=float, default=0.0, metavar="RATE", help="handle, then drop")
+    add("--fault-slow", type=float, default=0.0, metavar="RATE", help="answer late")
+    add("--slow-seconds", type=float, default=1.0, metavar="SECONDS", help="added latency")
+    add("--rate-limit", type=float, metavar="RPS", help="requests per second per API key")
+    add(
+        "--fault-route",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help='only fault matching routes, e.g. "POST /app/*/run_async" (repeatable)',
+    )
+    add("--fault-seed", type=int, default=0, help="seed of the random faults")
+    parser.add_argument("--log-level", default="info", help="uvicorn's log level")
+    return parser
+
+
+def build_emulator(args: argparse.Namespace) -> Emulator:
+    """Build the emulator the parsed command line describes."""
+    if args.config:
+        accounts = Accounts.from_file(args.config)
+        if args.api_key != DEMO_API_KEY:
+            raise ValueError("--api-key only applies without --config (set keys in the file)")
+    else:
+        accounts = Accounts.demo(args.api_key)
+    faults = FaultConfig(
+        rate_429=args.fault_429,
+        retry_after=args.retry_after,
+        rate_5xx=args.fault_5xx,
+        status_5xx=args.fault_5xx_status,
+        rate_drop=args.fault_drop,
+        rate_drop_after=args.fault_drop_after,
+        rate_slow=args.fault_slow,
+        slow_seconds=args.slow_seconds,
+        rate_limit=args.rate_limit,
+        routes=tuple(args.fault_route),
+        seed=args.fault_seed,
+    )
+    return Emulator(
+        accounts=accounts,
+        warmup=args.warmup,
+        job_duration=args.job_duration,
+        variants=args.variants,
+        seed=args.seed,
+        faults=faults,
+        max_workers=args.max_workers,
+    )
+
+
+def _banner(emulator: Emulator, base_url: str, demo_key: str | None) -> str:
+    lines = [f"RunGen emulator listening on {base_url}"]
+    if demo_key is not None:
+        lines.append(f"  demo API key: {demo_key}")
+    lines.extend(f"  user {user.name}: id {user.id}" for user in emulator.accounts.users.values())
+    lines.extend(f"  team {team.name}: id {team.id}" for team in emulator.accounts.teams.values())
+    lines.append(f"  try: curl -H 'x-api-key: {demo_key or '<key>'}' {base_url}/app")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator until interrupted; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        import uvicorn
+    except ImportError:
+        sys.stderr.write("the emulator needs uvicorn: pip install 'rungen-async[emulator]'\n")
+        return 2
+    try:
+        emulator = build_emulator(args)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    sock = bind_socket(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    base_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    has_demo = any(user.name == DEMO_USER_NAME for user in emulator.accounts.users.values())
+    sys.stdout.write(_banner(emulator, base_url, args.api_key if has_demo else None))
+    sys.stdout.flush()
+    logging.getLogger("rungen_async.emulator").setLevel(args.log_level.upper())
+    server = uvicorn.Server(
+        uvicorn_config(EmulatorASGI(emulator), log_level=args.log_level, access_log=True)
+    )
+    server.run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
