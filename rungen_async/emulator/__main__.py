@@ -7,9 +7,12 @@ Binds 127.0.0.1:8080 by default and prints the demo API key. ``--help`` lists th
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from ._accounts import DEMO_API_KEY, DEMO_USER_NAME, Accounts
 from ._asgi import EmulatorASGI
@@ -28,6 +31,20 @@ def _parser() -> argparse.ArgumentParser:
     add("--port", type=int, default=8080, help="port to bind, 0 for any (default: %(default)s)")
     add("--config", metavar="FILE", help="JSON file of users and teams (see the README)")
     add("--api-key", default=DEMO_API_KEY, help="the demo user's API key (default: %(default)s)")
+    add(
+        "--user",
+        action="append",
+        default=[],
+        metavar="NAME=KEY",
+        help="add a user with an API key (repeatable)",
+    )
+    add(
+        "--team",
+        action="append",
+        default=[],
+        metavar="NAME=USER:ROLE,...",
+        help="add a team, e.g. acme=demo:OWNER,bob:MEMBER (repeatable)",
+    )
     add("--warmup", type=float, default=5.0, help="seconds an app stays INITIALIZING")
     add("--job-duration", type=float, default=3.0, help="seconds per job on a STANDARD worker")
     add("--variants", choices=("reference", "alternate", "mixed"), default="reference")
@@ -58,12 +75,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def build_emulator(args: argparse.Namespace) -> Emulator:
     """Build the emulator the parsed command line describes."""
+    config: dict[str, Any] = {"users": [], "teams": []}
     if args.config:
-        accounts = Accounts.from_file(args.config)
-        if args.api_key != DEMO_API_KEY:
-            raise ValueError("--api-key only applies without --config (set keys in the file)")
-    else:
-        accounts = Accounts.demo(args.api_key)
+        config = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        config.setdefault("users", [])
+        config.setdefault("teams", [])
+    for spec in args.user:
+        name, _, key = spec.partition("=")
+        if not name or not key:
+            raise ValueError(f"--user {spec!r} must look like NAME=KEY")
+        config["users"].append({"name": name, "api_key": key})
+    for spec in args.team:
+        name, _, members = spec.partition("=")
+        roles = dict(member.partition(":")[::2] for member in members.split(",") if member)
+        if not name or not all(roles.values()):
+            raise ValueError(f"--team {spec!r} must look like NAME=USER:ROLE,USER:ROLE")
+        config["teams"].append({"name": name, "members": roles})
+    accounts = Accounts.from_dict(config, demo_api_key=args.api_key)
     faults = FaultConfig(
         rate_429=args.fault_429,
         retry_after=args.retry_after,

@@ -93,3 +93,34 @@ def test_cli_serves_and_prints_the_demo_key(process: subprocess.Popen[str]) -> N
     assert refused.status_code == 403
     assert '"GET /app HTTP/1.1" 200' in logs
     assert DEMO_API_KEY not in logs
+
+
+def test_user_and_team_flags() -> None:
+    """--user NAME=KEY and --team NAME=USER:ROLE,... add accounts next to the demo user."""
+    args = _parser().parse_args(
+        ["--user=bob=rg-bob", "--team=acme=demo:OWNER,bob:MEMBER", "--api-key=rg-mine"]
+    )
+
+    accounts = build_emulator(args).accounts
+
+    bob = accounts.authenticate("rg-bob")
+    demo = accounts.authenticate("rg-mine")
+    acme = accounts.team_named("acme")
+    assert bob is not None
+    assert demo is not None
+    assert accounts.role_of(bob, acme.id) == "MEMBER"
+    assert accounts.role_of(demo, acme.id) == "OWNER"
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        pytest.param("--user=nokey", id="user"),
+        pytest.param("--team=acme=nobody:OWNER", id="unknown-member"),
+        pytest.param("--team=acme=demo:KING", id="role"),
+    ],
+)
+def test_bad_account_flags(flag: str) -> None:
+    """Malformed account flags raise ValueError, which main() reports."""
+    with pytest.raises(ValueError, match=r"."):
+        build_emulator(_parser().parse_args([flag]))
