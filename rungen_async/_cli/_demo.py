@@ -26,7 +26,6 @@ from ._runtime import Session
 from ._summary import summary_json
 
 MODEL_URL = "https://huggingface.co/black-forest-labs/FLUX.1-schnell"
-WARMUP = 1.0
 #: Faults hit submissions and status checks: the requests a batch sends by the hundred.
 FAULT_ROUTES = ("POST /app/*/run_async", "GET /app/*/job/*")
 _SUBJECTS = (
@@ -131,7 +130,7 @@ async def run_demo(session: Session) -> int:
     _prepare(output, prompts)
     rate = args.fault_rate
     emulator = Emulator(
-        warmup=WARMUP,
+        warmup=args.warmup,
         job_duration=args.job_duration,
         seed=7,
         faults=FaultConfig(
@@ -197,7 +196,7 @@ async def run_demo(session: Session) -> int:
         f"  images:  {plan.download}/ ({report.files} PNG files)",
         f"  by hand: rungen batch APP {output / 'prompts.jsonl'} -o {plan.output} "
         f"--download {plan.download}",
-        f"  batch time {format_duration(report.elapsed)}; app warm-up {WARMUP:g} s, "
+        f"  batch time {format_duration(report.elapsed)}; app warm-up {args.warmup:g} s, "
         f"{args.job_duration:g} s per job on {args.workers} workers",
     ]
     for line in lines:

@@ -257,5 +257,6 @@ def _add_demo(commands: Commands[Parser]) -> None:
                       help="share of 429/503 answers injected (default 0.05)")  # fmt: skip
     demo.add_argument("--job-duration", type=float, default=0.5, metavar="SECONDS",
                       help=argparse.SUPPRESS)  # fmt: skip
+    demo.add_argument("--warmup", type=float, default=1.0, help=argparse.SUPPRESS)
     demo.add_argument("--workers", type=_positive_int, default=40, help=argparse.SUPPRESS)
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
