@@ -42,6 +42,14 @@ class Result:
         return self.stdout + self.stderr
 
 
+def pairs(text: str) -> dict[str, str]:
+    """Read ``name: value`` lines back into a dict."""
+    return {
+        name.strip(): value.strip()
+        for name, _, value in (line.partition(":") for line in text.splitlines())
+    }
+
+
 Cli = Callable[..., Awaitable[Result]]
 
 

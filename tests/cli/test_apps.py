@@ -7,7 +7,7 @@ import json
 from rungen_async._cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from rungen_async.testing import FakeRunGen
 
-from .conftest import Cli, needs_waits
+from .conftest import Cli, needs_waits, pairs
 
 MODEL = "https://huggingface.co/black-forest-labs/FLUX.1-schnell"
 
@@ -55,8 +55,8 @@ async def test_apps_create_then_get(cli: Cli, fake: FakeRunGen) -> None:
 
     assert created.code == EXIT_OK
     assert fake.app_status(app_id) == "STOPPED"
-    assert "gpu tier:    PERFORMANCE" in shown.stdout
-    assert f"id:          {app_id}" in shown.stdout
+    assert pairs(shown.stdout)["gpu tier"] == "PERFORMANCE"
+    assert pairs(shown.stdout)["id"] == app_id
 
 
 async def test_apps_create_with_lora(cli: Cli) -> None:
@@ -95,10 +95,10 @@ async def test_apps_update_start_stop_delete(cli: Cli, fake: FakeRunGen) -> None
 
     assert json.loads(renamed.stdout)["name"] == "new"
     assert started.code == EXIT_OK
-    assert "status:      RUNNING" in started.stdout
-    assert "workers:     3" in started.stdout
+    assert pairs(started.stdout)["status"] == "RUNNING"
+    assert pairs(started.stdout)["workers"] == "3"
     assert stopped.code == EXIT_OK
-    assert "workers:     0" in stopped.stdout
+    assert pairs(stopped.stdout)["workers"] == "0"
     assert json.loads(deleted.stdout) == {"id": app_id, "deleted": True}
     assert app_id not in fake.emulator.api.apps
 

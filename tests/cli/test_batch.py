@@ -195,7 +195,7 @@ async def test_batch_resumes_after_interrupt_without_duplicates(
 
     records = read_lines(output)
     submitted = [
-        record.json["prompt"]
+        record.json["input"]["prompt"]
         for record in fake.requests_to("POST", "/app/*/run_async")
         if record.status == 201
     ]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
-from rungen_async._cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+import httpx
+
+from rungen_async._cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from rungen_async.testing import FakeRunGen
 
 from .conftest import Cli, needs_waits
@@ -148,3 +151,33 @@ async def test_jobs_cancel_finished_job_exits_1(cli: Cli, fake: FakeRunGen) -> N
 
     assert result.code == EXIT_FAILED
     assert "409" in result.stderr
+
+
+class _SignalAfterPolls(httpx.AsyncBaseTransport):
+    """Passes requests on; on the *count*-th job status request, raises SIGINT for real."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, count: int) -> None:
+        self.inner, self.count = inner, count
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and "/job/" in request.url.path:
+            self.count -= 1
+            if self.count == 0:
+                signal.raise_signal(signal.SIGINT)
+        return await self.inner.handle_async_request(request)
+
+
+@needs_waits
+async def test_ctrl_c_exits_130(cli: Cli, fake: FakeRunGen) -> None:
+    """A real SIGINT while waiting stops the command cleanly with exit status 130."""
+    app_id = fake.create_app(active_workers=0)  # the job can never finish
+    async with fake.client() as rg:
+        job = await rg.submit_job(app_id, {"prompt": "a fox"})
+
+    result = await cli(
+        "jobs", "wait", app_id, job.id,
+        runtime_args={"transport": _SignalAfterPolls(fake.transport, 3), "handle_signals": True},
+    )  # fmt: skip
+
+    assert result.code == EXIT_INTERRUPTED
+    assert result.stderr.endswith("rungen: interrupted\n")
