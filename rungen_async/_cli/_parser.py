@@ -260,3 +260,4 @@ def _add_demo(commands: Commands[Parser]) -> None:
     demo.add_argument("--warmup", type=float, default=1.0, help=argparse.SUPPRESS)
     demo.add_argument("--workers", type=_positive_int, default=40, help=argparse.SUPPRESS)
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
