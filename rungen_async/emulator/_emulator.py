@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -33,6 +34,9 @@ from ._views import Variant
 logger = logging.getLogger("rungen_async.emulator")
 
 Variants = Literal["reference", "alternate", "mixed"]
+
+#: Idempotency keys remembered; the oldest is forgotten first (a key is good for hours).
+MAX_IDEMPOTENCY_KEYS = 100_000
 
 
 class MonotonicClock:
@@ -105,6 +109,9 @@ class Emulator:
         self._replays = 0
         self._responses: Counter[int] = Counter()
         self._fault_counts: Counter[str] = Counter()
+        # uvicorn handles requests in its thread while a test or the CLI steers the emulator
+        # from another: every entry point holds this (re-entrant: admin endpoints call back).
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"Emulator(apps={len(self.api.apps)}, jobs={len(self.api.jobs)})"
@@ -117,6 +124,10 @@ class Emulator:
         Args:
             internal: A test's own set-up request: no faults, not recorded or counted.
         """
+        with self._lock:
+            return self._handle(request, internal=internal)
+
+    def _handle(self, request: EmulatorRequest, *, internal: bool) -> EmulatorResponse:
         now = self.clock.now()
         if self._origin is None:
             self._origin = now
@@ -187,6 +198,8 @@ class Emulator:
         except HTTPError as exc:
             response = error_response(exc.status, exc.message, headers=exc.headers)
         if response.status < 500:
+            if len(self._idempotency) >= MAX_IDEMPOTENCY_KEYS:  # forget the oldest
+                del self._idempotency[next(iter(self._idempotency))]
             self._idempotency[(user.id, key)] = (fingerprint, response)
         return response
 
@@ -205,15 +218,21 @@ class Emulator:
     @property
     def requests(self) -> list[RecordedRequest]:
         """The requests received (the most recent *max_records*), oldest first."""
-        return list(self._records)
+        with self._lock:
+            return list(self._records)
 
     def clear_requests(self) -> None:
         """Forget the recorded requests (the counters in `stats` keep going)."""
-        self._records.clear()
+        with self._lock:
+            self._records.clear()
 
     @property
     def stats(self) -> EmulatorStats:
         """A snapshot of the counters, with every app brought up to the current time."""
+        with self._lock:
+            return self._stats()
+
+    def _stats(self) -> EmulatorStats:
         self.api.advance_all(self.clock.now())
         apps = self.api.apps.values()
         return EmulatorStats(
@@ -233,7 +252,8 @@ class Emulator:
     def set_faults(self, config: FaultConfig | None = None, **settings: Any) -> FaultConfig:
         """Replace the random faults: pass a `FaultConfig`, or its fields as keywords."""
         config = config or FaultConfig(**settings)
-        self.faults.configure(config)
+        with self._lock:
+            self.faults.configure(config)
         return config
 
     def script_fault(
@@ -251,43 +271,48 @@ class Emulator:
         *kind* is ``"status"`` (answer *status*; a 429 carries ``Retry-After``), ``"drop"``,
         ``"drop_after"``, ``"connect"`` or ``"slow"`` (answer *seconds* late).
         """
-        self.faults.scripted.append(
-            ScriptedFault(
-                kind=kind,
-                count=count,
-                status=status,
-                retry_after=retry_after,
-                seconds=seconds,
-                routes=tuple(routes),
-            )
+        scripted = ScriptedFault(
+            kind=kind,
+            count=count,
+            status=status,
+            retry_after=retry_after,
+            seconds=seconds,
+            routes=tuple(routes),
         )
+        with self._lock:
+            self.faults.scripted.append(scripted)
 
     def fail_next_jobs(self, count: int = 1, message: str = "job failed (scripted)") -> None:
         """Make the next *count* jobs created end FAILED with *message*."""
-        self.api.fail_next.extend([message] * count)
+        with self._lock:
+            self.api.fail_next.extend([message] * count)
 
     def fail_job(self, number: int, message: str = "job failed (scripted)") -> None:
         """Make the *number*-th job created (counting from 1, over the emulator) fail."""
-        self.api.fail_numbers[number] = message
+        with self._lock:
+            self.api.fail_numbers[number] = message
 
     def app(self, app_id: str) -> App:
         """The app *app_id*, brought up to the current time; raise `KeyError` if none."""
-        app = self.api.apps[app_id]
-        app.advance(self.clock.now())
-        return app
+        with self._lock:
+            app = self.api.apps[app_id]
+            app.advance(self.clock.now())
+            return app
 
     def job(self, job_id: str) -> Job:
         """The job *job_id*, brought up to the current time; raise `KeyError` if none."""
-        job = self.api.jobs[job_id]
-        self.app(job.app_id)
-        return job
+        with self._lock:
+            job = self.api.jobs[job_id]
+            self.app(job.app_id)
+            return job
 
     def drain_time(self) -> float:
         """The clock reading by which every job that can finish will have finished.
 
         Jobs queued on an app without workers cannot finish and are left out.
         """
-        now = self.clock.now()
-        self.api.advance_all(now)
-        ends = (app.drain_time() for app in self.api.apps.values())
+        with self._lock:
+            now = self.clock.now()
+            self.api.advance_all(now)
+            ends = [app.drain_time() for app in self.api.apps.values()]
         return max((end for end in ends if end is not None), default=now)

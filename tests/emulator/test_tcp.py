@@ -14,9 +14,9 @@ from rungen_async import (
     NotFoundError,
     RetryPolicy,
 )
-from rungen_async.emulator import EmulatorServer, read_png_header
+from rungen_async.emulator import Emulator, EmulatorServer, read_png_header
 
-from ._helpers import ALICE_KEY, BOB_KEY, CAROL_KEY
+from ._helpers import ALICE_KEY, BOB_KEY, CAROL_KEY, create_app, submit
 from .conftest import NO_WAIT_RETRY
 
 
@@ -151,3 +151,18 @@ async def test_admin_endpoints_over_tcp(server: EmulatorServer) -> None:
     assert limited.headers["retry-after"] == "7"
     assert all("x-api-key" not in record["headers"] for record in records)
     assert "rg-demo-key" not in repr(server.emulator.requests)
+
+
+def test_server_answers_with_ten_thousand_jobs_in_flight() -> None:
+    """10,000 queued jobs (submitted through the core) leave the server quick and exact."""
+    emulator = Emulator(warmup=0, job_duration=3600, seed=4)
+    app_id = create_app(emulator, active_workers=4)
+    for _ in range(10_000):
+        submit(emulator, app_id, prompt="many")
+
+    with EmulatorServer(emulator) as server:
+        app = httpx.get(f"{server.base_url}/app/{app_id}", headers={"x-api-key": "rg-demo-key"})
+
+    assert app.json()["jobs"]["in_queue"] == 9_996
+    assert app.json()["jobs"]["in_progress"] == 4
+    assert app.json()["workers"]["running"] == 4

@@ -276,3 +276,19 @@ async def test_client_builds_on_any_asyncrungen_kwargs() -> None:
     assert client.team_id == fake.team_id
     assert client.clock is fake.clock
     await client.aclose()
+
+
+async def test_client_paces_itself_under_the_rate_limit() -> None:
+    """With a per-key limit of 2/s, the client's calls all succeed by honouring Retry-After."""
+    fake = FakeRunGen()
+    fake.set_faults(rate_limit=2)
+
+    async with fake.client(retry=FAST_RETRY) as rg:
+        for _ in range(10):
+            await rg.list_apps()
+
+    statuses = [record.status for record in fake.requests]
+    assert statuses.count(200) == 10
+    assert 429 in statuses
+    assert fake.stats.faults["rate_limit"] == statuses.count(429)
+    assert fake.clock.now() >= 4
