@@ -42,8 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return anyio.run(run, list(sys.argv[1:] if argv is None else argv), runtime)
     except KeyboardInterrupt:  # a second Ctrl-C, or one before the handler was installed
-        runtime.stderr.write("\nrungen: interrupted\n")
-        return EXIT_INTERRUPTED
+        pass
+    except BaseExceptionGroup as group:  # the same, raised inside a task group
+        if group.subgroup(KeyboardInterrupt) is None:
+            raise
+    runtime.stderr.write("\nrungen: interrupted\n")
+    return EXIT_INTERRUPTED
 
 
 async def run(argv: Sequence[str], runtime: Runtime) -> int:
