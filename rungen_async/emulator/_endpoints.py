@@ -250,11 +250,10 @@ class Api:
             raise HTTPError(403, "'X-Authenticated-User-Id' does not match the API key's user")
         app = self._app(request, user, app_id, "edit", now)
         job = self._job(app, job_id)
-        if job.state.is_terminal:
+        if not app.cancel(job, now):
             raise HTTPError(
                 409, f"job '{job_id}' is already {job.state.value} and cannot be canceled"
             )
-        app.cancel(job, now)
         return json_response(200, _views.job_canceled(job))
 
     def output(self, job_id: str, now: float) -> EmulatorResponse:

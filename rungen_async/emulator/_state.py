@@ -156,9 +156,14 @@ class App:
         self.in_queue += 1
         self.advance(job.created_at)
 
-    def cancel(self, job: Job, now: float) -> None:
-        """Cancel a queued or running *job*; a running job's worker is freed at once."""
+    def cancel(self, job: Job, now: float) -> bool:
+        """Cancel a queued or running *job*, freeing a running job's worker at once.
+
+        Returns whether it was canceled; a job that has finished by *now* is left alone.
+        """
         self.advance(now)
+        if job.state.is_terminal:
+            return False
         if job.state is JobState.QUEUED:
             self.in_queue -= 1
         elif job.state is JobState.RUNNING:
@@ -170,6 +175,7 @@ class App:
         job.state, job.finished_at = JobState.CANCELED, now
         self.canceled += 1
         self.advance(now)
+        return True
 
     def scale(self, active_workers: int, now: float) -> None:
         """Change the worker count; new workers warm up, removed ones finish their job first."""

@@ -17,23 +17,20 @@ def _outcomes(emulator: Emulator, count: int) -> list[str]:
     return outcomes
 
 
+def _run_with_seed(seed: int) -> list[str]:
+    emulator = Emulator(clock=ManualClock())
+    emulator.set_faults(rate_429=0.2, rate_5xx=0.2, rate_drop=0.1, seed=seed)
+    return _outcomes(emulator, 200)
+
+
 def test_random_faults_are_deterministic_under_a_seed() -> None:
     """The same seed gives the same faults for the same requests; another seed differs."""
-    config = FaultConfig(rate_429=0.2, rate_5xx=0.2, rate_drop=0.1, seed=42)
-    runs = []
-    for seed in (42, 42, 43):
-        emulator = Emulator(clock=ManualClock())
-        emulator.set_faults(
-            config
-            if seed == 42
-            else FaultConfig(rate_429=0.2, rate_5xx=0.2, rate_drop=0.1, seed=seed)
-        )
-        runs.append(_outcomes(emulator, 200))
+    first, again, other = _run_with_seed(42), _run_with_seed(42), _run_with_seed(43)
 
-    assert runs[0] == runs[1]
-    assert runs[0] != runs[2]
-    assert set(runs[0]) == {"200", "429", "503", "before"}
-    assert 20 < runs[0].count("429") < 60
+    assert first == again
+    assert first != other
+    assert set(first) == {"200", "429", "503", "before"}
+    assert 20 < first.count("429") < 60
 
 
 def test_fault_responses_carry_retry_after() -> None:
