@@ -1,7 +1,12 @@
-"""Turn results.json into the markdown table and the PNG plots."""
+"""Turn results.json into the markdown table and the PNG plots.
+
+Re-render without re-measuring: ``python -m benchmarks.report benchmarks/results/results.json``.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -117,7 +122,9 @@ def plots(results: dict[str, Any], out: Path) -> list[Path]:
         ("cpu_us", "client CPU per request (µs, log scale)", "overhead_cpu.png", True),
         ("per_s", "requests per second", "overhead_rps.png", False),
     ):
-        fig, axes = plt.subplots(1, len(OPERATIONS), figsize=(12, 4.8), sharey=True)
+        fig, axes = plt.subplots(
+            1, len(OPERATIONS), figsize=(12, 5.4), sharey=True, layout="constrained"
+        )
         for ax, operation in zip(axes, OPERATIONS, strict=True):
             clients, concurrencies, cells = _grid(rows, operation)
             for name in clients:
@@ -135,14 +142,30 @@ def plots(results: dict[str, Any], out: Path) -> list[Path]:
             ax.set_xlabel("concurrency (requests in flight)")
             ax.grid(True, which="both", alpha=0.3)
         axes[0].set_ylabel(ylabel)
-        axes[-1].legend(fontsize=8)
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8)
         machine = results["machine"]
         fig.suptitle(
             f"{machine['cpu_model']}, client on 1 CPU, Python {machine['python']}", fontsize=9
         )
-        fig.tight_layout()
         path = out / filename
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
     return written
+
+
+def main() -> None:
+    """Rewrite results.md and the plots next to the results.json given."""
+    path = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else Path(__file__).parent / "results" / "results.json"
+    )
+    results = json.loads(path.read_text())
+    (path.parent / "results.md").write_text(markdown(results))
+    print("wrote", path.parent / "results.md", *plots(results, path.parent))
+
+
+if __name__ == "__main__":
+    main()
