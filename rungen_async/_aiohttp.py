@@ -97,8 +97,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     An httpx transport that sends requests through one `aiohttp.ClientSession`; asyncio only.
 
     Responses are read in full before they are returned, so streaming a response body
-    yields it in one chunk. httpx still follows redirects and decodes ``Content-Encoding``.
-    Proxies are not supported, and the write timeout is not enforced (aiohttp has none).
+    yields it in one chunk. httpx still follows redirects, keeps cookies and decodes
+    ``Content-Encoding``. Differences from `httpx.AsyncHTTPTransport`: HTTP/1.1 only, no
+    proxies, the write timeout is not enforced (aiohttp has none), and aiohttp re-sends an
+    idempotent request (GET, PUT, DELETE...) once if a reused keep-alive connection turns out
+    to be closed; it never re-sends a POST.
 
     Args:
         limit: Most connections open at once; requests beyond it queue, bounded by the
