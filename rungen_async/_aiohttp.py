@@ -276,7 +276,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             stream=httpx.ByteStream(content),
             request=request,
             extensions={
-                "http_version": _HTTP_11,
+                "http_version": _http_version(response.version),
                 "reason_phrase": (response.reason or "").encode("ascii", "replace"),
             },
         )
@@ -287,6 +287,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def _http_version(version: tuple[int, int] | None) -> bytes:
+    if version is None or version == (1, 1):
+        return _HTTP_11
+    return f"HTTP/{version[0]}.{version[1]}".encode()
 
 
 def _to_httpx(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:

@@ -219,6 +219,23 @@ async def test_redirect_is_left_to_httpx() -> None:
     assert followed.json()["path"] == "/elsewhere"
 
 
+async def test_http_10_response_reports_its_version() -> None:
+    """An HTTP/1.0 answer is reported as such, like httpx's own transport does."""
+
+    async def old_server(stream: anyio.abc.SocketStream) -> None:
+        await read_request_head(stream)
+        await stream.send(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    async with (
+        raw_server(old_server) as base_url,
+        httpx.AsyncClient(transport=AiohttpTransport()) as client,
+    ):
+        response = await client.get(base_url)
+
+    assert response.http_version == "HTTP/1.0"
+    assert response.text == "ok"
+
+
 async def test_refused_port_raises_connect_error() -> None:
     """Nothing listening means nothing was sent: ConnectError."""
     async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
