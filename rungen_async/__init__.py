@@ -7,13 +7,17 @@ rungen_async: the asyncio (and trio) Python SDK for the RunGen.AI serverless-GPU
 
 from __future__ import annotations
 
+from ._batch import Batch
+from ._batch_models import BatchResult, BatchStats, Outcome, OutcomeKind
 from ._client import AsyncRunGen
-from ._clock import Clock, SystemClock
+from ._clock import Clock, SystemClock, VirtualClock
 from ._exceptions import (
     AmbiguousRequestError,
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    AppFailedError,
+    AppTimeoutError,
     AuthenticationError,
     BadRequestError,
     ConflictError,
@@ -38,7 +42,9 @@ from ._models import (
     WorkerCounters,
     Workflow,
 )
+from ._polling import PollPolicy
 from ._retry import RetryPolicy
+from ._scheduler import PollScheduler
 from ._version import __version__
 
 __all__ = [
@@ -48,10 +54,15 @@ __all__ = [
     "AmbiguousRequestError",
     "App",
     "AppConfiguration",
+    "AppFailedError",
     "AppStatus",
+    "AppTimeoutError",
     "AsyncRunGen",
     "AuthenticationError",
     "BadRequestError",
+    "Batch",
+    "BatchResult",
+    "BatchStats",
     "Clock",
     "ConflictError",
     "GpuTier",
@@ -62,6 +73,10 @@ __all__ = [
     "JobTimeoutError",
     "Lora",
     "NotFoundError",
+    "Outcome",
+    "OutcomeKind",
+    "PollPolicy",
+    "PollScheduler",
     "RateLimitError",
     "ResponseValidationError",
     "RetryPolicy",
@@ -69,6 +84,7 @@ __all__ = [
     "ServerError",
     "SystemClock",
     "Tools",
+    "VirtualClock",
     "WorkerCounters",
     "Workflow",
     "__version__",

@@ -6,12 +6,14 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
+from ._batch import Batch, ProgressCallback
+from ._batch_models import BatchResult
 from ._clock import Clock, SystemClock
 from ._config import (
     DEFAULT_BASE_URL,
@@ -36,6 +38,7 @@ from ._exceptions import (
     error_from_response,
 )
 from ._models import App, Job, Lora
+from ._polling import JobObserver, PollPolicy, wait_for_app, wait_for_job
 from ._retry import (
     RetryPolicy,
     is_retryable_exception,
@@ -43,6 +46,7 @@ from ._retry import (
     post_status_is_safe,
     was_not_sent,
 )
+from ._scheduler import PollScheduler
 from ._serde import structure, structure_job, structure_list
 from ._validation import (
     check_api_key,
@@ -72,6 +76,7 @@ class _Core:
         "http",
         "owns_http",
         "paused_until",
+        "rate_limit_listeners",
         "request_count",
         "retry",
         "retry_count",
@@ -98,6 +103,8 @@ class _Core:
         self.user_id = user_id
         # A 429's Retry-After pauses every request of this client, not just the one that hit it.
         self.paused_until = 0.0
+        # Told of every 429 (with its Retry-After): running batches shrink their concurrency.
+        self.rate_limit_listeners: list[Callable[[float | None], None]] = []
         self.request_count = 0
         self.retry_count = 0
 
@@ -131,9 +138,10 @@ class AsyncRunGen:
         transport: An httpx transport for the client this one creates (e.g. a
             ``httpx.MockTransport`` in tests).
         clock: Where retries and waits read time and sleep (tests pass a fake one).
+        poll: How `wait_for_job()` and `wait_for_app()` space their checks.
     """
 
-    __slots__ = ("_core", "_headers", "_is_view", "_team_id")
+    __slots__ = ("_core", "_headers", "_is_view", "_poll", "_team_id")
 
     def __init__(
         self,
@@ -149,6 +157,7 @@ class AsyncRunGen:
         transport: httpx.AsyncBaseTransport | None = None,
         allow_insecure_http: bool = False,
         clock: Clock | None = None,
+        poll: PollPolicy | None = None,
     ) -> None:
         key = check_api_key(api_key or os.environ.get(ENV_API_KEY), ENV_API_KEY)
         url = check_base_url(
@@ -191,6 +200,7 @@ class AsyncRunGen:
         self._team_id = team
         self._headers = self._core.headers_for(team)
         self._is_view = False
+        self._poll = poll or PollPolicy()
 
     # -- lifecycle and scope ---------------------------------------------------------------
 
@@ -224,6 +234,7 @@ class AsyncRunGen:
         view._team_id = team_id
         view._headers = self._core.headers_for(team_id)
         view._is_view = True
+        view._poll = self._poll
         return view
 
     @property
@@ -395,6 +406,129 @@ class AsyncRunGen:
         extra = None if user is None else {"x-authenticated-user-id": check_id("user_id", user)}
         return structure_job(await self._request("PUT", path, extra_headers=extra), app_id)
 
+    # -- waiting and batches ---------------------------------------------------------------
+
+    async def wait_for_job(
+        self,
+        app_id: str,
+        job: str | Job,
+        *,
+        deadline: float | None = None,
+        on_update: JobObserver | None = None,
+    ) -> Job:
+        """
+        Poll job *job* (an id, or the `Job` from `submit_job`) until it finishes.
+
+        Checks start fast and back off (see `PollPolicy`); transient errors are retried.
+        Bound the wait with *deadline* seconds, or your own cancel scope
+        (``anyio.fail_after``, ``asyncio.timeout``); cancelling the wait leaves the job
+        running remotely.
+
+        Raises:
+            JobFailedError: It ended FAILED or CANCELED; ``.job`` is its final state.
+            JobTimeoutError: *deadline* passed; it names the app and job to wait on again.
+        """
+        check_id("app_id", app_id)
+        check_id("job_id", job.id if isinstance(job, Job) else job)
+        return await wait_for_job(
+            self, app_id, job, deadline=deadline, poll=self._poll, on_update=on_update
+        )
+
+    async def wait_for_app(self, app_id: str, *, deadline: float | None = None) -> App:
+        """
+        Poll app *app_id* until it is RUNNING (after `start_app`, which takes minutes).
+
+        Raises:
+            AppFailedError: It is stopped with no workers, or reports a failure.
+            AppTimeoutError: *deadline* seconds passed first.
+        """
+        return await wait_for_app(
+            self, check_id("app_id", app_id), deadline=deadline, poll=self._poll
+        )
+
+    async def run(
+        self, app_id: str, input: Mapping[str, Any], *, deadline: float | None = None
+    ) -> Job:
+        """Submit a job and wait for it; returns the COMPLETED job (see `wait_for_job`)."""
+        job = await self.submit_job(app_id, input)
+        return await self.wait_for_job(app_id, job, deadline=deadline)
+
+    def batch(
+        self,
+        app_id: str,
+        inputs: Iterable[Any] | AsyncIterable[Any],
+        *,
+        max_concurrency: int = 16,
+        max_in_flight: int = 1000,
+        poll_rate: float = 100.0,
+        job_deadline: float | None = None,
+        deadline: float | None = None,
+        journal: str | None = None,
+        batch_id: str | None = None,
+        cancel_on_exit: bool = True,
+        cancel_timed_out: bool = False,
+        on_progress: ProgressCallback | None = None,
+        scheduler: PollScheduler[int] | None = None,
+    ) -> Batch:
+        """
+        Run one job per input on app *app_id*; use as ``async with rg.batch(...) as b``.
+
+        Iterate the batch for `Outcome`s in completion order. Inputs (any iterable or async
+        iterable of JSON objects) are read lazily: memory follows *max_in_flight*, not the
+        number of inputs.
+
+        Args:
+            max_concurrency: Submits in flight at once (halved on a 429, then regrown).
+            max_in_flight: Jobs submitted and not yet finished, at most.
+            poll_rate: Status requests per second for the whole batch, at most.
+            job_deadline: Seconds after which an unfinished job is reported TIMED_OUT
+                (and cancelled if *cancel_timed_out*).
+            deadline: Seconds for the whole batch; then it stops as if left early.
+            journal: A file that makes the batch resumable: run again with the same
+                journal and inputs after a crash, and nothing is lost or submitted twice.
+            batch_id: Seeds the idempotency keys (``f"{batch_id}:{index}"``); random by
+                default, read from the journal when resuming.
+            cancel_on_exit: Cancel the jobs still in flight when the batch is left early.
+            on_progress: Called with a `BatchStats` snapshot after each outcome.
+            scheduler: A tuned `PollScheduler`; the default learns the jobs' run times.
+        """
+        return Batch(
+            self,
+            app_id,
+            inputs,
+            max_concurrency=max_concurrency,
+            max_in_flight=max_in_flight,
+            poll_rate=poll_rate,
+            job_deadline=job_deadline,
+            deadline=deadline,
+            journal=journal,
+            batch_id=batch_id,
+            cancel_on_exit=cancel_on_exit,
+            cancel_timed_out=cancel_timed_out,
+            on_progress=on_progress,
+            scheduler=scheduler,
+        )
+
+    async def run_batch(
+        self, app_id: str, inputs: Iterable[Any] | AsyncIterable[Any], **options: Any
+    ) -> BatchResult:
+        """
+        Run a batch to the end and return every outcome in input order, with its stats.
+
+        Takes the options of `batch()`. Keeps every outcome in memory; for millions of
+        inputs iterate `batch()` instead.
+        """
+        async with self.batch(app_id, inputs, **options) as batch:
+            outcomes = [outcome async for outcome in batch]
+        outcomes.extend(batch.unfinished)
+        outcomes.sort(key=lambda outcome: outcome.index)
+        return BatchResult(
+            outcomes=tuple(outcomes),
+            stats=batch.stats,
+            cancelled_job_ids=tuple(batch.cancelled_job_ids),
+            left_running_job_ids=tuple(batch.left_running_job_ids),
+        )
+
     # -- the one request path --------------------------------------------------------------
 
     async def _request(
@@ -460,10 +594,14 @@ class AsyncRunGen:
                 if status in (429, 503)
                 else None
             )
-            if status == 429 and retry_after:
-                core.paused_until = max(
-                    core.paused_until, core.clock.now() + min(retry_after, policy.max_retry_after)
-                )
+            if status == 429:
+                if retry_after:
+                    core.paused_until = max(
+                        core.paused_until,
+                        core.clock.now() + min(retry_after, policy.max_retry_after),
+                    )
+                for listener in core.rate_limit_listeners:
+                    listener(retry_after)
             ambiguous = is_post and status >= 500 and not post_status_is_safe(status, retry_after)
             if (
                 status in policy.retry_statuses

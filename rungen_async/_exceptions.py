@@ -11,6 +11,8 @@ Exceptions raised by rungen_async.
   * ResponseValidationError ... a 2xx body was not JSON or did not fit its model
   * JobFailedError ............ a waited-for job ended FAILED or CANCELED
   * JobTimeoutError ........... a wait's deadline passed; the job keeps running remotely
+  * AppFailedError ............ a waited-for app cannot become RUNNING (stopped, failed)
+    * AppTimeoutError ......... it did not become RUNNING before the wait's deadline
 
 Misuse (a missing API key, an empty id, a job input that is not a JSON object) raises the
 builtin that fits, `ValueError` or `TypeError`, before anything is sent.
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from ._models import Job
+    from ._models import App, Job
 
 _BODY_PREVIEW = 200
 
@@ -156,6 +158,18 @@ class JobTimeoutError(RunGenError, TimeoutError):
         self.job_id = job_id
         #: The last state seen before the deadline, if any.
         self.job = job
+
+
+class AppFailedError(RunGenError):
+    """A waited-for app cannot become RUNNING; *app* is its last state."""
+
+    def __init__(self, message: str, *, app: App) -> None:
+        super().__init__(message)
+        self.app = app
+
+
+class AppTimeoutError(AppFailedError, TimeoutError):
+    """A waited-for app was not RUNNING by the wait's deadline."""
 
 
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio.lowlevel
 import httpx
 
+from ._clock import VirtualClock
 from .emulator import (
     DEMO_TEAM_NAME,
     DEMO_USER_NAME,
@@ -47,34 +48,14 @@ DEFAULT_BASE_URL = "https://rungen.test"
 DEFAULT_START_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-class FakeClock:
-    """A `rungen_async.Clock` whose time moves only when slept on or advanced.
-
-    ``await sleep(s)`` adds *s* to the time at once and yields to the event loop once. Each
-    sleeper moves the time for everyone, so many tasks sleeping concurrently make it run
-    faster than any one of them asked; code under test sees only that its waits ended.
+class FakeClock(VirtualClock):
     """
+    A `rungen_async.Clock` whose time moves only when every task waits on it, or by hand.
 
-    def __init__(self, start: float = 0.0) -> None:
-        self._now = float(start)
-
-    def __repr__(self) -> str:
-        return f"FakeClock(now={self._now!r})"
-
-    def now(self) -> float:
-        """The fake time in seconds."""
-        return self._now
-
-    async def sleep(self, seconds: float, /) -> None:
-        """Move the time *seconds* forward, then yield to the event loop once."""
-        self._now += max(0.0, seconds)
-        await anyio.lowlevel.checkpoint()
-
-    def advance(self, seconds: float) -> None:
-        """Move the time *seconds* forward (never back)."""
-        if seconds < 0:
-            raise ValueError(f"a clock cannot go back: advance({seconds!r})")
-        self._now += seconds
+    ``await sleep(s)`` never waits for real: once the other tasks have run to their next
+    wait, the earliest sleeper moves the time forward to its wake-up. Concurrent sleepers
+    wake in the order real time would give. `advance()` moves the time by hand.
+    """
 
 
 class EmulatorTransport(httpx.AsyncBaseTransport):

@@ -1,0 +1,527 @@
+"""
+The batch engine: lazy inputs, bounded submitters, one poll scheduler, nothing lost.
+
+Tasks inside one task group:
+
+* a feeder pulls inputs one at a time, only when a slot of *max_in_flight* is free;
+* *max_concurrency* submitters send them (an AIMD limiter halves their number on a 429 and
+  adds one back per window of successes);
+* one poller pops due checks off the `PollScheduler` heap, within a poll-rate budget, and
+  hands them to a few poll workers;
+* finished items become `Outcome`s on a stream the caller iterates.
+
+A failed item is an outcome, never an exception; a bug (in here or in a caller's callback)
+cancels the batch and surfaces as an exception group.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._batch_models import BatchStats, Outcome, OutcomeKind, StatsCounter
+from ._exceptions import (
+    AmbiguousRequestError,
+    ConflictError,
+    NotFoundError,
+    RateLimitError,
+    RunGenError,
+)
+from ._journal import Journal
+from ._models import Job, JobStatus
+from ._scheduler import PollScheduler
+from ._serde import structure_job
+
+if TYPE_CHECKING:
+    from ._client import AsyncRunGen
+
+#: Called with a fresh stats snapshot after each outcome.
+ProgressCallback = Callable[[BatchStats], None]
+
+_CANCEL_TIMEOUT = 10.0
+_SUBMIT_RATE_LIMIT_TRIES = 8
+
+
+class _Item:
+    __slots__ = ("index", "input", "job", "status", "submitted_at")
+
+    def __init__(self, index: int, input: Any, job: Job, submitted_at: float) -> None:
+        self.index = index
+        self.input = input
+        self.job = job
+        self.status: JobStatus | None = None
+        self.submitted_at = submitted_at
+
+
+class Batch:
+    """
+    A running batch of jobs on one app; use ``async with rg.batch(...) as batch``.
+
+    Iterate it for `Outcome`s in completion order. Leaving the block early (break, an
+    exception, a cancel scope, Ctrl-C) stops submitting and, unless *cancel_on_exit* is
+    False, cancels the remote jobs still in flight; `cancelled_job_ids` and
+    `left_running_job_ids` say which.
+    """
+
+    def __init__(
+        self,
+        client: AsyncRunGen,
+        app_id: str,
+        inputs: Iterable[Any] | AsyncIterable[Any],
+        *,
+        max_concurrency: int,
+        max_in_flight: int,
+        poll_rate: float,
+        job_deadline: float | None,
+        deadline: float | None,
+        journal: str | None,
+        batch_id: str | None,
+        cancel_on_exit: bool,
+        cancel_timed_out: bool,
+        on_progress: ProgressCallback | None,
+        scheduler: PollScheduler[int] | None,
+    ) -> None:
+        from ._validation import check_id
+
+        check_id("app_id", app_id)
+        for name, value in (("max_concurrency", max_concurrency), ("max_in_flight", max_in_flight)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if not poll_rate > 0:
+            raise ValueError(f"poll_rate must be > 0 requests per second, got {poll_rate!r}")
+        for name, limit in (("job_deadline", job_deadline), ("deadline", deadline)):
+            if limit is not None and not limit > 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {limit!r}")
+        self._client = client
+        self._clock = client.clock
+        self.app_id = app_id
+        self._inputs = inputs
+        self.max_concurrency = max_concurrency
+        self._max_in_flight = max_in_flight
+        self._poll_rate = poll_rate
+        self._job_deadline = job_deadline
+        self._deadline = deadline
+        self._journal_path = journal
+        self._journal: Journal | None = None
+        self._batch_id = batch_id
+        self._cancel_on_exit = cancel_on_exit
+        self._cancel_timed_out = cancel_timed_out
+        self._on_progress = on_progress
+        self._scheduler = scheduler or PollScheduler()
+        self._items: dict[int, _Item] = {}
+        self._counter = StatsCounter()
+        self._tg: TaskGroup | None = None
+        self._wake: anyio.CancelScope | None = None
+        self._wake_at = math.inf
+        self._feeding = True
+        self._pending_submits = 0
+        self._watchdog_scope: anyio.CancelScope | None = None
+        self._finished = False
+        self._deadline_hit = False
+        #: Job ids cancelled remotely when the batch was left early.
+        self.cancelled_job_ids: list[str] = []
+        #: Job ids left running remotely when the batch was left early.
+        self.left_running_job_ids: list[str] = []
+        #: Outcomes (CANCELED or TIMED_OUT) of items still in flight when the batch stopped.
+        self.unfinished: list[Outcome] = []
+        send, receive = anyio.create_memory_object_stream[Outcome](max(64, max_in_flight))
+        self._out_send: MemoryObjectSendStream[Outcome] = send
+        self._out_receive: MemoryObjectReceiveStream[Outcome] = receive
+        self._slots = anyio.Semaphore(max_in_flight)
+        self._limiter = anyio.CapacityLimiter(max_concurrency)
+        self._successes = 0
+        self._last_halving = -math.inf
+        self._retries_at_start = 0
+
+    @property
+    def batch_id(self) -> str:
+        """The batch's id; item *i* is submitted with idempotency key ``f"{batch_id}:{i}"``."""
+        return self._journal.batch_id if self._journal else (self._batch_id or "")
+
+    @property
+    def stats(self) -> BatchStats:
+        """A snapshot of the batch's progress; cheap enough to read every second."""
+        return self._counter.snapshot(
+            now=self._clock.now(),
+            in_flight=len(self._items),
+            retries=self._client._core.retry_count - self._retries_at_start,
+            submit_concurrency=int(self._limiter.total_tokens),
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        import uuid
+
+        if self._journal_path is not None:
+            self._journal = Journal(self._journal_path, app_id=self.app_id, batch_id=self._batch_id)
+        elif self._batch_id is None:
+            self._batch_id = uuid.uuid4().hex
+        self._counter.started = self._clock.now()
+        self._retries_at_start = self._client._core.retry_count
+        self._client._core.rate_limit_listeners.append(self._on_rate_limit)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._run)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._tg is not None
+        try:
+            if not self._finished:
+                self._tg.cancel_scope.cancel()
+            try:
+                return bool(await self._tg.__aexit__(exc_type, exc, tb))
+            finally:
+                if not self._finished:
+                    await self._stop_in_flight()
+        finally:
+            self._client._core.rate_limit_listeners.remove(self._on_rate_limit)
+            self._out_receive.close()
+            if self._journal is not None:
+                self._journal.close()
+
+    def __aiter__(self) -> AsyncIterator[Outcome]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Outcome]:
+        async for outcome in self._out_receive:
+            yield outcome
+
+    async def _run(self) -> None:
+        async with self._out_send, anyio.create_task_group() as tg:
+            send_items, receive_items = anyio.create_memory_object_stream[tuple[int, Any]]()
+            send_polls, receive_polls = anyio.create_memory_object_stream[int]()
+            async with send_polls:
+                async with receive_items:
+                    for _ in range(self.max_concurrency):
+                        tg.start_soon(self._submitter, receive_items.clone())
+                workers = max(2, min(32, math.ceil(self._poll_rate / 20)))
+                async with receive_polls:
+                    for _ in range(workers):
+                        tg.start_soon(self._poll_worker, receive_polls.clone())
+                if self._deadline is not None:
+                    tg.start_soon(self._watchdog)
+                poller = anyio.create_task_group()
+                async with poller:
+                    poller.start_soon(self._poller, send_polls)
+                    await self._feed(send_items)
+                    self._feeding = False
+                    self._poke(-math.inf)
+            if self._watchdog_scope is not None:
+                self._watchdog_scope.cancel()
+        self._finished = True
+
+    async def _watchdog(self) -> None:
+        assert self._deadline is not None
+        with anyio.CancelScope() as scope:
+            self._watchdog_scope = scope
+            await self._clock.sleep(self._deadline)
+            self._deadline_hit = True
+            assert self._tg is not None
+            # Ends the caller's `async with` too; __aexit__ then stops what is in flight.
+            self._tg.cancel_scope.cancel()
+
+    # -- feeding and submitting --------------------------------------------------------------
+
+    async def _feed(self, send: MemoryObjectSendStream[tuple[int, Any]]) -> None:
+        journal = self._journal
+        async with send:
+            index = -1
+            async for value in _aiter(self._inputs):
+                index += 1
+                if journal is not None and index in journal.finished:
+                    restored = _restored(self.app_id, index, value, journal.finished[index])
+                    self._counter.count(restored.kind, resumed=True)
+                    await self._out_send.send(restored)
+                    continue
+                await self._slots.acquire()
+                if journal is not None and index in journal.submitted:
+                    # Submitted by an earlier run: re-attach by id, never submit again.
+                    job = Job(id=journal.submitted[index], status=JobStatus.QUEUED)
+                    self._track(_Item(index, value, job, self._clock.now()), known_age=False)
+                    continue
+                if journal is not None:
+                    journal.check_input(index, value)
+                self._pending_submits += 1
+                await send.send((index, value))
+
+    async def _submitter(self, receive: MemoryObjectReceiveStream[tuple[int, Any]]) -> None:
+        async with receive:
+            async for index, value in receive:
+                try:
+                    await self._submit(index, value)
+                finally:
+                    self._pending_submits -= 1
+                    if not self._pending_submits and not self._feeding:
+                        self._poke(-math.inf)
+
+    async def _submit(self, index: int, value: Any) -> None:
+        journal = self._journal
+        key = journal.key(index) if journal else f"{self._batch_id}:{index}"
+        if journal is not None and index not in journal.submitting:
+            journal.record_submitting(index, value)
+        for attempt in range(_SUBMIT_RATE_LIMIT_TRIES):
+            async with self._limiter:
+                try:
+                    job = await self._client.submit_job(self.app_id, value, idempotency_key=key)
+                except RateLimitError as exc:
+                    if attempt + 1 < _SUBMIT_RATE_LIMIT_TRIES:
+                        continue  # provably not processed: the client paused, so try again
+                    await self._finish_unsubmitted(index, value, OutcomeKind.REJECTED, exc)
+                    return
+                except AmbiguousRequestError as exc:
+                    await self._finish_unsubmitted(index, value, OutcomeKind.AMBIGUOUS, exc)
+                    return
+                except (RunGenError, TypeError, ValueError) as exc:
+                    await self._finish_unsubmitted(index, value, OutcomeKind.REJECTED, exc)
+                    return
+            self._on_success()
+            break
+        if journal is not None:
+            journal.record_submitted(index, job.id)
+        self._counter.submitted += 1
+        self._track(_Item(index, value, job, self._clock.now()), known_age=True)
+
+    def _track(self, item: _Item, *, known_age: bool) -> None:
+        self._items[item.index] = item
+        self._note_status(item, item.job.status)
+        deadline = self._job_deadline
+        self._scheduler.add(
+            item.index,
+            item.submitted_at,
+            known_age=known_age,
+            deadline=None if deadline is None else item.submitted_at + deadline,
+        )
+        if (due := self._scheduler.next_due()) is not None:
+            self._poke(due)
+
+    # -- rate limits (AIMD) ------------------------------------------------------------------
+
+    def _on_rate_limit(self, retry_after: float | None) -> None:
+        now = self._clock.now()
+        # One halving per pause window, not one per refused request of a burst.
+        if now - self._last_halving >= max(retry_after or 0.0, 1.0):
+            self._last_halving = now
+            self._limiter.total_tokens = max(1, int(self._limiter.total_tokens) // 2)
+            self._successes = 0
+
+    def _on_success(self) -> None:
+        limit = int(self._limiter.total_tokens)
+        if limit >= self.max_concurrency:
+            return
+        self._successes += 1
+        if self._successes >= limit:  # additive increase: +1 per window of successes
+            self._successes = 0
+            self._limiter.total_tokens = limit + 1
+
+    # -- polling -----------------------------------------------------------------------------
+
+    def _poke(self, due: float) -> None:
+        if self._wake is not None and due < self._wake_at:
+            self._wake.cancel()
+
+    async def _poller(self, send: MemoryObjectSendStream[int]) -> None:
+        clock, scheduler = self._clock, self._scheduler
+        tokens, refilled = 1.0, clock.now()
+        burst = max(1.0, self._poll_rate / 10)
+        while True:
+            due = scheduler.next_due()
+            if due is None and not self._feeding and not self._pending_submits and not self._items:
+                return
+            now = clock.now()
+            tokens = min(burst, tokens + (now - refilled) * self._poll_rate)
+            refilled = now
+            if due is not None and due <= now and tokens >= 1 - 1e-9:
+                key = scheduler.pop_due(now)
+                if key is not None:
+                    tokens -= 1
+                    await send.send(key)
+                continue
+            if due is None:
+                wait = scheduler.max_interval
+            elif due > now:
+                wait = due - now
+            else:
+                wait = (1 - tokens) / self._poll_rate
+            wait = max(wait, 1e-3)  # float dust must not spin the loop
+            with anyio.CancelScope() as scope:
+                self._wake, self._wake_at = scope, now + wait
+                await clock.sleep(wait)
+            self._wake, self._wake_at = None, math.inf
+
+    async def _poll_worker(self, receive: MemoryObjectReceiveStream[int]) -> None:
+        async with receive:
+            async for index in receive:
+                item = self._items.get(index)
+                if item is not None:
+                    await self._check(item)
+
+    async def _check(self, item: _Item) -> None:
+        scheduler, clock = self._scheduler, self._clock
+        try:
+            job = await self._client.get_job(self.app_id, item.job.id)
+        except NotFoundError as exc:
+            await self._finish(item, OutcomeKind.FAILED, item.job, exc)
+            return
+        except RunGenError:
+            self._counter.poll_errors += 1
+            scheduler.retry_later(item.index, clock.now())
+            return
+        finally:
+            self._counter.status_requests += 1
+        item.job = job
+        now = clock.now()
+        status = job.status
+        self._note_status(item, status)
+        if status.is_terminal:
+            scheduler.checked(item.index, now, finished=True)
+            kind = (
+                OutcomeKind.COMPLETED
+                if status.is_success
+                else OutcomeKind.FAILED
+                if status is JobStatus.FAILED
+                else OutcomeKind.CANCELED
+            )
+            await self._finish(item, kind, job, None)
+            return
+        if self._job_deadline is not None and now - item.submitted_at >= self._job_deadline:
+            await self._time_out(item)
+            return
+        scheduler.checked(item.index, now, finished=False)
+        if (due := scheduler.next_due()) is not None:
+            self._poke(due)
+
+    async def _time_out(self, item: _Item) -> None:
+        job = item.job
+        if self._cancel_timed_out:
+            try:
+                job = await self._client.cancel_job(self.app_id, job.id)
+            except ConflictError:
+                pass  # it finished meanwhile; report the timeout all the same
+            except RunGenError:
+                self._counter.poll_errors += 1
+        await self._finish(item, OutcomeKind.TIMED_OUT, job, None)
+
+    def _note_status(self, item: _Item, status: JobStatus | None) -> None:
+        counter = self._counter
+        old = item.status
+        if old is not None:
+            if old.is_pending:
+                counter.queued -= 1
+            elif old.is_active:
+                counter.running -= 1
+        if status is not None and not status.is_terminal:
+            if status.is_pending:
+                counter.queued += 1
+            elif status.is_active:
+                counter.running += 1
+        item.status = status if status is not None and not status.is_terminal else None
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    async def _finish(
+        self, item: _Item, kind: OutcomeKind, job: Job | None, error: BaseException | None
+    ) -> None:
+        if self._items.pop(item.index, None) is None:
+            return
+        self._note_status(item, None)
+        self._scheduler.remove(item.index)
+        await self._emit(
+            Outcome(index=item.index, input=item.input, kind=kind, job=job, error=error)
+        )
+        self._slots.release()
+        if not self._items:
+            self._poke(-math.inf)  # the poller may be done
+
+    async def _finish_unsubmitted(
+        self, index: int, value: Any, kind: OutcomeKind, error: BaseException
+    ) -> None:
+        await self._emit(Outcome(index=index, input=value, kind=kind, job=None, error=error))
+        self._slots.release()
+        self._poke(-math.inf)  # the poller may be done, or may take the next input
+
+    async def _emit(self, outcome: Outcome) -> None:
+        if self._journal is not None:
+            self._journal.record_finished(outcome.index, outcome.to_journal())
+        self._counter.count(outcome.kind)
+        await self._out_send.send(outcome)
+        if self._on_progress is not None:
+            self._on_progress(self.stats)
+
+    async def _stop_in_flight(self) -> None:
+        """Cancel (or leave running) what is still in flight; shielded and time-boxed."""
+        items = sorted(self._items.values(), key=lambda item: item.index)
+        self._items.clear()
+        if not items:
+            return
+        kind = OutcomeKind.CANCELED if self._cancel_on_exit else OutcomeKind.TIMED_OUT
+        cancelled: set[str] = set()
+        if self._cancel_on_exit:
+            limiter = anyio.CapacityLimiter(16)
+
+            async def cancel(item: _Item) -> None:
+                async with limiter:
+                    try:
+                        await self._client.cancel_job(self.app_id, item.job.id)
+                    except ConflictError:
+                        pass  # already finished: nothing runs any more
+                    except RunGenError:
+                        return
+                    cancelled.add(item.job.id)
+
+            with anyio.move_on_after(_CANCEL_TIMEOUT, shield=True):
+                async with anyio.create_task_group() as tg:
+                    for item in items:
+                        tg.start_soon(cancel, item)
+        for item in items:
+            job_id = item.job.id
+            (self.cancelled_job_ids if job_id in cancelled else self.left_running_job_ids).append(
+                job_id
+            )
+            error = RunGenError(
+                f"the batch stopped before job {job_id!r} finished; it was "
+                + ("cancelled" if job_id in cancelled else "left running")
+            )
+            outcome = Outcome(
+                index=item.index, input=item.input, kind=kind, job=item.job, error=error
+            )
+            self.unfinished.append(outcome)
+            self._counter.count(outcome.kind)
+            if self._journal is not None and job_id in cancelled:
+                # A resumed run submits this item again, under a fresh key.
+                self._journal.record_abandoned(item.index, job_id)
+
+
+def _restored(app_id: str, index: int, value: Any, event: dict[str, Any]) -> Outcome:
+    job_data = event.get("job")
+    job = structure_job(job_data, app_id) if isinstance(job_data, dict) else None
+    error = event.get("error")
+    return Outcome(
+        index=index,
+        input=value,
+        kind=OutcomeKind(event.get("kind", "FAILED")),
+        job=job,
+        error=RunGenError(error) if error else None,
+        resumed=True,
+    )
+
+
+async def _aiter(values: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    if isinstance(values, AsyncIterable):
+        async for value in values:
+            yield value
+    else:
+        for value in values:
+            yield value

@@ -1,0 +1,295 @@
+"""
+The batch's one poll scheduler: a heap of next-check times, placed by learned run times.
+
+Jobs of one batch on one app take similar times. A few "scout" jobs are checked densely,
+so their run times are measured precisely; from those samples a small dynamic programme
+picks the ages at which every other job is checked, trading status requests against the
+delay between a job finishing and the batch noticing. Until the first scout finishes, the
+other jobs are parked (checked rarely); once a model exists they are placed by it. Beyond
+the slowest run time seen, checks back off geometrically.
+
+Pure logic, no I/O: the batch engine feeds it clock readings and statuses.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import math
+from collections import deque
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+_LAMBDAS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
+_GRID = 40
+
+
+class DurationModel:
+    """
+    Recent run times (seconds from submit to finish) and the check plan they imply.
+
+    Args:
+        capacity: How many recent samples to keep (older ones are forgotten, so the model
+            follows a queue that grows or drains).
+        target_delay: Wanted mean delay between a job finishing and its detection, as a
+            fraction of the mean run time.
+    """
+
+    def __init__(self, *, capacity: int = 512, target_delay: float = 0.08) -> None:
+        self._recent: deque[float] = deque()
+        self._sorted: list[float] = []
+        self.capacity = capacity
+        self.target_delay = target_delay
+        self.plan: tuple[float, ...] = ()
+        self._since_plan = 0
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    @property
+    def minimum(self) -> float:
+        """The shortest run time kept."""
+        return self._sorted[0]
+
+    @property
+    def maximum(self) -> float:
+        """The longest run time kept."""
+        return self._sorted[-1]
+
+    def add(self, duration: float) -> None:
+        """Record one measured run time and re-plan when it is worth it."""
+        duration = max(duration, 0.0)
+        if len(self._recent) >= self.capacity:
+            old = self._recent.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        self._recent.append(duration)
+        bisect.insort(self._sorted, duration)
+        self._since_plan += 1
+        # Every sample counts while the model is young; then re-plan now and then.
+        if len(self._sorted) <= 64 or self._since_plan >= 32:
+            self.plan = plan_checks(self._sorted, self.target_delay)
+            self._since_plan = 0
+
+    def next_age(self, age: float) -> float | None:
+        """The first planned check age after *age*, or None past the plan's end."""
+        index = bisect.bisect_right(self.plan, age + 1e-9)
+        return self.plan[index] if index < len(self.plan) else None
+
+
+def plan_checks(samples: list[float], target_delay: float) -> tuple[float, ...]:
+    """
+    Choose the ages at which to check a job, given sorted run-time *samples*.
+
+    For check ages t1 < ... < tk = max(samples), a job is checked at t_m only if it was
+    still running at t_(m-1), and a job finishing at T is noticed at the first t_m >= T.
+    A dynamic programme minimises expected checks + lambda * expected delay over a grid of
+    sample quantiles; the smallest lambda whose expected delay is within *target_delay* of
+    the mean run time wins (fewest requests for the wanted promptness).
+    """
+    n = len(samples)
+    if n == 0:
+        return ()
+    if n <= _GRID:
+        grid = sorted(set(samples))
+    else:
+        grid = sorted({samples[round(i * (n - 1) / _GRID)] for i in range(_GRID + 1)})
+    mean = sum(samples) / n or 1e-9
+    prefix = [0.0, *itertools.accumulate(samples)]
+    points = [0.0, *grid]
+    upto = [bisect.bisect_right(samples, t) for t in points]
+    survive = [(n - count) / n for count in upto]
+    size = len(points)
+
+    def delay(i: int, j: int) -> float:
+        count = upto[j] - upto[i]
+        return (count * points[j] - (prefix[upto[j]] - prefix[upto[i]])) / n
+
+    best: tuple[float, ...] = (grid[-1],)
+    for lam in _LAMBDAS:
+        weight = lam / mean
+        cost = [0.0] + [float("inf")] * (size - 1)
+        back = [0] * size
+        for j in range(1, size):
+            for i in range(j):
+                value = cost[i] + survive[i] + weight * delay(i, j)
+                if value < cost[j]:
+                    cost[j], back[j] = value, i
+        path: list[int] = []
+        j = size - 1
+        while j:
+            path.append(j)
+            j = back[j]
+        path.reverse()
+        expected_delay = sum(delay(a, b) for a, b in zip([0, *path], path, strict=False))
+        best = tuple(points[k] for k in path)
+        if expected_delay <= target_delay * mean:
+            break
+    return best
+
+
+class PollScheduler(Generic[K]):
+    """
+    When to check each in-flight job next: one heap for the whole batch.
+
+    Args:
+        min_interval: Shortest gap between two checks of one job.
+        max_interval: Longest gap between two checks of one job.
+        first_check: Age of a scout's first check while nothing is known.
+        scout_every: Every n-th job is a scout, checked densely to measure its run time
+            (the first *cold_scouts* jobs are scouts too).
+        target_delay: See `DurationModel`.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_interval: float = 0.05,
+        max_interval: float = 30.0,
+        first_check: float = 0.5,
+        scout_every: int = 100,
+        cold_scouts: int = 6,
+        scout_step: float = 0.05,
+        target_delay: float = 0.08,
+    ) -> None:
+        if min_interval <= 0:
+            raise ValueError("min_interval must be > 0, or a job could be checked forever")
+        self.min_interval = min_interval
+        self.max_interval = max_interval
+        self.first_check = first_check
+        self.scout_every = scout_every
+        self.cold_scouts = cold_scouts
+        self.scout_step = scout_step
+        self.model = DurationModel(target_delay=target_delay)
+        self._heap: list[tuple[float, int, K]] = []
+        self._due: dict[K, int] = {}  # key -> sequence number of its live heap entry
+        self._jobs: dict[K, _Tracked] = {}
+        self._parked: set[K] = set()
+        self._seq = itertools.count()
+        self._added = 0
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._jobs
+
+    def add(
+        self,
+        key: K,
+        submitted_at: float,
+        *,
+        known_age: bool = True,
+        deadline: float | None = None,
+    ) -> None:
+        """
+        Track a job submitted at *submitted_at*.
+
+        A job of unknown age (re-attached after a crash) is checked at once. No check is
+        placed after *deadline*, so a per-job deadline is noticed on time.
+        """
+        self._added += 1
+        scout = self._added <= self.cold_scouts or self._added % self.scout_every == 0
+        job = _Tracked(submitted_at, scout, math.inf if deadline is None else deadline)
+        self._jobs[key] = job
+        if not known_age:
+            self._push(key, submitted_at)
+            return
+        self._push(key, self._plan(key, job, submitted_at))
+
+    def remove(self, key: K) -> None:
+        """Stop tracking *key* (finished, timed out or cancelled)."""
+        self._jobs.pop(key, None)
+        self._due.pop(key, None)
+        self._parked.discard(key)
+
+    def next_due(self) -> float | None:
+        """The earliest time a check is due, or None when nothing is tracked."""
+        heap = self._heap
+        while heap and self._due.get(heap[0][2]) != heap[0][1]:
+            heapq.heappop(heap)  # a stale entry of a removed or rescheduled job
+        return heap[0][0] if heap else None
+
+    def pop_due(self, now: float) -> K | None:
+        """Take the key of one job whose check is due at *now*, if any."""
+        if (due := self.next_due()) is None or due > now:
+            return None
+        _, _, key = heapq.heappop(self._heap)
+        del self._due[key]
+        self._parked.discard(key)
+        return key
+
+    def checked(self, key: K, now: float, *, finished: bool) -> None:
+        """Record a check of *key* at *now*; schedule the next one unless it *finished*."""
+        job = self._jobs.get(key)
+        if job is None:
+            return
+        if finished:
+            if job.scout:
+                # The finish lies between the last quiet check and this one.
+                was_empty = not self.model.plan
+                self.model.add((job.last_check + now) / 2 - job.submitted_at)
+                if was_empty:
+                    self._unpark(now)
+            self.remove(key)
+            return
+        job.last_check = now
+        job.checks += 1
+        self._push(key, max(self._plan(key, job, now), now + self.min_interval))
+
+    def retry_later(self, key: K, now: float) -> None:
+        """A check of *key* failed (after the client's retries): try again after a while."""
+        if key in self._jobs:
+            self._push(key, now + min(self.max_interval, max(1.0, self.min_interval)))
+
+    def _plan(self, key: K, job: _Tracked, now: float) -> float:
+        age = now - job.submitted_at
+        model = self.model
+        if job.scout:
+            if model.plan and age < model.minimum * 0.9:
+                return job.submitted_at + model.minimum * 0.9
+            if not model.plan:
+                if not job.checks:
+                    return now + max(self.first_check - age, self.min_interval)
+                return now + self._clamp(age * self.scout_step * 2)  # coarser while cold
+            return now + self._clamp(age * self.scout_step)
+        if not model.plan:
+            # Nothing is known yet: park, with a rare safety check.
+            self._parked.add(key)
+            return now + self._clamp(max(self.max_interval, age))
+        planned = model.next_age(age)
+        if planned is not None:
+            return job.submitted_at + max(planned, age + self.min_interval)
+        # Slower than any job seen: back off geometrically.
+        return now + self._clamp(age * 0.15)
+
+    def _unpark(self, now: float) -> None:
+        for key in list(self._parked):
+            job = self._jobs[key]
+            self._parked.discard(key)
+            self._push(key, max(now, self._plan(key, job, now)))
+        self._parked.clear()
+
+    def _clamp(self, interval: float) -> float:
+        return min(self.max_interval, max(self.min_interval, interval))
+
+    def _push(self, key: K, when: float) -> None:
+        job = self._jobs.get(key)
+        if job is not None and when > job.deadline:
+            when = job.deadline
+        seq = next(self._seq)
+        self._due[key] = seq
+        heapq.heappush(self._heap, (when, seq, key))
+
+
+class _Tracked:
+    __slots__ = ("checks", "deadline", "last_check", "scout", "submitted_at")
+
+    def __init__(self, submitted_at: float, scout: bool, deadline: float) -> None:
+        self.submitted_at = submitted_at
+        self.deadline = deadline
+        self.last_check = submitted_at
+        self.scout = scout
+        self.checks = 0
