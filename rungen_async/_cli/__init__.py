@@ -145,6 +145,10 @@ async def _dispatch(session: Session) -> int:
     except (ValueError, TypeError) as exc:  # the SDK refused an argument before sending
         console.error(str(exc))
         return EXIT_USAGE
+    except OSError as exc:  # a file the command reads or writes
+        where = f": {exc.filename}" if exc.filename else ""
+        console.error(f"{exc.strerror or exc}{where}")
+        return EXIT_USAGE
     except BaseExceptionGroup as group:
         errors, rest = group.split(RunGenError)
         if rest is not None or errors is None:

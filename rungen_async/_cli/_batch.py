@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from attrs import define, field
@@ -25,6 +25,10 @@ from ._progress import ProgressBar, StatsView, Tally
 from ._runtime import Session
 from ._summary import print_interrupted, print_summary
 
+if TYPE_CHECKING:
+    from .._batch import Batch
+    from .._batch_models import BatchStats, Outcome
+
 
 @define(kw_only=True)
 class BatchPlan:
@@ -38,7 +42,7 @@ class BatchPlan:
     resume: bool = False
     max_concurrency: int = 16
     max_in_flight: int = 1000
-    poll_rate: float = 50.0
+    poll_rate: float = 100.0
     job_deadline: float | None = None
     cancel_on_exit: bool = False
     progress: bool = True
@@ -52,7 +56,7 @@ class BatchReport:
     tally: Tally
     kinds: Counter[str] = field(factory=Counter)
     resumed: int = 0
-    stats: Any = None
+    stats: BatchStats | None = None
     elapsed: float = 0.0
     files: int = 0
     download_errors: list[str] = field(factory=list)
@@ -63,7 +67,7 @@ class BatchReport:
         return self.tally.ok == self.total and not self.download_errors
 
 
-def outcome_record(outcome: Any, line: int) -> dict[str, Any]:
+def outcome_record(outcome: Outcome, line: int) -> dict[str, Any]:
     """The results-file line for one batch outcome."""
     job: Job | None = outcome.job
     record: dict[str, Any] = {
@@ -78,6 +82,8 @@ def outcome_record(outcome: Any, line: int) -> dict[str, Any]:
         record["error"] = str(outcome.error)
     else:
         record["error"] = (job.error if job is not None else None) or outcome.kind.name
+    if outcome.idempotency_key is not None:  # AMBIGUOUS: what to re-send it with
+        record["idempotency_key"] = outcome.idempotency_key
     return record
 
 
@@ -116,7 +122,7 @@ async def execute(
     clock = rg.clock
     started = clock.now()
     downloader: Downloader | None = None
-    holder: list[Any] = []
+    holder: list[Batch] = []
 
     def current_stats() -> StatsView | None:
         return holder[0].stats if holder else None
@@ -188,8 +194,13 @@ def plan_from_args(session: Session) -> BatchPlan:
     """
     args = session.args
     inputs = parse_inputs(Path(args.inputs))
+    for path in (Path(args.output).parent, Path(args.journal or args.output).parent):
+        if not path.is_dir():
+            raise UsageError(f"no such directory: {path}")
     output = Path(args.output)
     journal = Path(args.journal) if args.journal else output.with_name(output.name + ".journal")
+    if args.download and Path(args.download).exists() and not Path(args.download).is_dir():
+        raise UsageError(f"--download {args.download} is not a directory")
     if not args.resume:
         for path in (journal, output):
             if path.exists():

@@ -187,8 +187,8 @@ async def run_demo(session: Session) -> int:
         f"generated, {report.tally.failed} failed",
         f"  faults:  the emulator injected {sum(faults.values())} errors ({fault_text}); "
         f"the client absorbed them with {retries} retries",
-        f"  no duplicates: {stats.jobs_created} jobs created for {report.total} prompts "
-        f"({stats.idempotent_replays} re-sent submissions answered from the idempotency key)",
+        f"  no duplicates: {stats.jobs_created} jobs created for {report.total} prompts; "
+        "every submission carried an idempotency key, the same on each retry",
         f"  poller:  one scheduler watched every job with {polls} status requests "
         f"({(polls or 0) / done:.1f} per job) instead of a polling loop per job",
         f"  journal: {plan.journal} (rerun a batch with --resume to continue after Ctrl-C)",

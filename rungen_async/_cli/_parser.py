@@ -223,8 +223,8 @@ def _add_batch(commands: Commands[Parser], common: Parser) -> None:
                        help="submissions at once (default 16)")  # fmt: skip
     knobs.add_argument("--max-in-flight", type=_positive_int, default=1000, metavar="N",
                        help="submitted, unfinished jobs at most (default 1000)")  # fmt: skip
-    knobs.add_argument("--poll-rate", type=_positive_float, default=50.0, metavar="PER_S",
-                       help="status requests per second at most (default 50)")  # fmt: skip
+    knobs.add_argument("--poll-rate", type=_positive_float, default=100.0, metavar="PER_S",
+                       help="status requests per second at most (default 100)")  # fmt: skip
     knobs.add_argument("--job-deadline", type=_positive_float, metavar="SECONDS",
                        help="give up on a job after this long (it is TIMED_OUT)")  # fmt: skip
     knobs.add_argument("--cancel-on-interrupt", action="store_true",

@@ -11,18 +11,10 @@ import anyio
 import pytest
 from attrs import evolve, frozen
 
-from rungen_async import AsyncRunGen, RetryPolicy
+from rungen_async import RetryPolicy
 from rungen_async._cli import Runtime, run
 from rungen_async.emulator import Accounts
 from rungen_async.testing import FakeRunGen
-
-#: Waiting and batches land with the batch engine (issue 3); until then their tests skip.
-needs_waits = pytest.mark.skipif(
-    not hasattr(AsyncRunGen, "wait_for_job"), reason="AsyncRunGen.wait_for_job() not there yet"
-)
-needs_batch = pytest.mark.skipif(
-    not hasattr(AsyncRunGen, "batch"), reason="AsyncRunGen.batch() not there yet"
-)
 
 #: A key distinctive enough that finding it anywhere in the output is a real leak.
 SECRET_KEY = "rg-cli-secret-7d1f0c9e8b2a4f63"

@@ -7,7 +7,7 @@ import json
 from rungen_async._cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from rungen_async.testing import FakeRunGen
 
-from .conftest import Cli, needs_waits, pairs
+from .conftest import Cli, pairs
 
 MODEL = "https://huggingface.co/black-forest-labs/FLUX.1-schnell"
 
@@ -83,7 +83,6 @@ async def test_apps_create_rejects_bad_lora_json(cli: Cli) -> None:
     assert "--lora must be a JSON object" in result.stderr
 
 
-@needs_waits
 async def test_apps_update_start_stop_delete(cli: Cli, fake: FakeRunGen) -> None:
     """update, start, stop and delete change the emulator's app as asked."""
     app_id = fake.create_app("old", active_workers=0)
@@ -103,7 +102,6 @@ async def test_apps_update_start_stop_delete(cli: Cli, fake: FakeRunGen) -> None
     assert app_id not in fake.emulator.api.apps
 
 
-@needs_waits
 async def test_apps_wait_until_running(cli: Cli, fake: FakeRunGen) -> None:
     """apps wait polls until the app is RUNNING (on the fake clock: no real sleep)."""
     fake.emulator.api.warmup = 30.0

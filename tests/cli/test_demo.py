@@ -11,10 +11,6 @@ from pathlib import Path
 from rungen_async._cli import EXIT_OK, Runtime, run
 from rungen_async.emulator import read_png_header
 
-from .conftest import needs_batch
-
-pytestmark = needs_batch
-
 #: Small and quick: 24 prompts, jobs of 50 ms, 50 ms of warm-up.
 SMALL = ("--count", "24", "--job-duration", "0.05", "--warmup", "0.05", "--workers", "8")
 

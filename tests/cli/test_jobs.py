@@ -11,7 +11,7 @@ import httpx
 from rungen_async._cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from rungen_async.testing import FakeRunGen
 
-from .conftest import Cli, needs_waits
+from .conftest import Cli
 
 
 async def test_jobs_submit_prints_the_queued_job(cli: Cli, fake: FakeRunGen) -> None:
@@ -59,7 +59,6 @@ async def test_jobs_submit_rejects_bad_input_before_sending(
     assert fake.requests == []
 
 
-@needs_waits
 async def test_jobs_submit_and_wait(cli: Cli, fake: FakeRunGen) -> None:
     """jobs submit --wait prints the finished job, with its image URL."""
     app_id = fake.create_app()
@@ -84,7 +83,6 @@ async def test_jobs_get_shows_a_table(cli: Cli, fake: FakeRunGen) -> None:
     assert row.split()[:2] == [job.id, "RUNNING"]
 
 
-@needs_waits
 async def test_jobs_wait_several_exits_1_when_one_failed(cli: Cli, fake: FakeRunGen) -> None:
     """jobs wait on several jobs prints each and exits 1 if any failed."""
     app_id = fake.create_app(active_workers=2)
@@ -103,7 +101,6 @@ async def test_jobs_wait_several_exits_1_when_one_failed(cli: Cli, fake: FakeRun
     assert body["errors"] == []
 
 
-@needs_waits
 async def test_jobs_wait_all_completed_exits_0(cli: Cli, fake: FakeRunGen) -> None:
     """jobs wait exits 0 when every job completed."""
     app_id = fake.create_app(active_workers=2)
@@ -116,7 +113,6 @@ async def test_jobs_wait_all_completed_exits_0(cli: Cli, fake: FakeRunGen) -> No
     assert result.stdout.count("COMPLETED") == 2
 
 
-@needs_waits
 async def test_jobs_wait_unknown_job_is_reported(cli: Cli, fake: FakeRunGen) -> None:
     """A job that cannot be found is reported per job and fails the command."""
     app_id = fake.create_app()
@@ -167,7 +163,6 @@ class _SignalAfterPolls(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
-@needs_waits
 async def test_ctrl_c_exits_130(cli: Cli, fake: FakeRunGen) -> None:
     """A real SIGINT while waiting stops the command cleanly with exit status 130."""
     app_id = fake.create_app(active_workers=0)  # the job can never finish
