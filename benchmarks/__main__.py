@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from benchmarks import bench_overhead, report
@@ -24,10 +24,13 @@ from benchmarks.machine import describe_machine
 RESULTS = Path(__file__).parent / "results"
 
 
+SERVERS = {"h1": "benchmarks.server", "h2": "benchmarks.server_h2"}
+
+
 @contextmanager
-def server_process(cpu: int | None) -> Iterator[str]:
-    """Start the loopback server in its own process and yield its base URL; always stop it."""
-    command = [sys.executable, "-m", "benchmarks.server"]
+def server_process(cpu: int | None, kind: str = "h1") -> Iterator[str]:
+    """Start a loopback server in its own process and yield its base URL; always stop it."""
+    command = [sys.executable, "-m", SERVERS[kind]]
     if cpu is not None:
         command += ["--cpu", str(cpu)]
     process = subprocess.Popen(
@@ -102,11 +105,15 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     started = time.time()
-    with server_process(server_cpu) as base_url:
+    with ExitStack() as servers:
+        kinds = sorted({bench_overhead.CLIENTS[name].server for name in clients})
+        base_urls = {
+            kind: servers.enter_context(server_process(server_cpu, kind)) for kind in kinds
+        }
         if client_cpu is not None:
             os.sched_setaffinity(0, {client_cpu})
         samples = bench_overhead.run(
-            base_url,
+            base_urls,
             clients=clients,
             concurrencies=concurrencies,
             requests=requests,

@@ -50,12 +50,15 @@ class Client:
         label: What the table shows.
         open: Opens the client against a base URL and yields its `Ops`.
         same_transport: The raw loop on the same HTTP engine, for the SDK-overhead ratio.
+        server: Which server it talks to: ``"h1"`` (`benchmarks.server`) or ``"h2"``
+            (`benchmarks.server_h2`, HTTP/2 without TLS).
     """
 
     name: str
     label: str
     open: Callable[[str], AbstractAsyncContextManager[Ops]]
     same_transport: str | None = None
+    server: str = "h1"
 
 
 CLIENTS: dict[str, Client] = {}
@@ -65,14 +68,14 @@ BASELINES = ("httpx-default", "aiohttp")
 
 
 def client(
-    name: str, label: str, *, same_transport: str | None = None
+    name: str, label: str, *, same_transport: str | None = None, server: str = "h1"
 ) -> Callable[[Callable[[str], AsyncIterator[Ops]]], Callable[[str], AsyncIterator[Ops]]]:
     """Register an async-generator function as a benchmarked client."""
 
     def register(
         func: Callable[[str], AsyncIterator[Ops]],
     ) -> Callable[[str], AsyncIterator[Ops]]:
-        CLIENTS[name] = Client(name, label, asynccontextmanager(func), same_transport)
+        CLIENTS[name] = Client(name, label, asynccontextmanager(func), same_transport, server)
         return func
 
     return register
@@ -107,6 +110,15 @@ async def httpx_64(base_url: str) -> AsyncIterator[Ops]:
     """httpx with the SDK's limits: no connection churn, so only the pool's own cost remains."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=base_url, headers=HEADERS, limits=limits) as http:
+        yield _httpx_ops(http)
+
+
+@client("httpx-http2", "httpx AsyncClient, HTTP/2 (h2c)", server="h2")
+async def httpx_http2(base_url: str) -> AsyncIterator[Ops]:
+    """httpx over HTTP/2 (prior knowledge, no TLS): one connection multiplexes the requests."""
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=HEADERS, http1=False, http2=True
+    ) as http:
         yield _httpx_ops(http)
 
 
@@ -261,14 +273,17 @@ async def sdk_aiohttp(base_url: str) -> AsyncIterator[Ops]:
 
 
 def available_clients() -> list[str]:
-    """Registered clients whose imports work here (the SDK may not be importable yet)."""
+    """Registered clients whose imports work here (the SDK, h2 and hypercorn are optional)."""
     names = []
     for name in CLIENTS:
-        if name.startswith("sdk"):
-            try:
+        try:
+            if name.startswith("sdk"):
                 from rungen_async import AsyncRunGen  # noqa: F401
-            except ImportError:
-                continue
+            if CLIENTS[name].server == "h2":
+                import h2  # noqa: F401
+                import hypercorn  # noqa: F401
+        except ImportError:
+            continue
         names.append(name)
     return names
 
@@ -354,7 +369,7 @@ async def measure_client(
 
 
 def run(
-    base_url: str,
+    base_urls: dict[str, str],
     *,
     clients: Sequence[str],
     concurrencies: Sequence[int],
@@ -370,7 +385,7 @@ def run(
             samples += asyncio.run(
                 measure_client(
                     name,
-                    base_url,
+                    base_urls[CLIENTS[name].server],
                     concurrencies=concurrencies,
                     requests=requests,
                     max_seconds=max_seconds,
