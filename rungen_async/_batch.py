@@ -16,8 +16,9 @@ cancels the batch and surfaces as an exception group.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -113,7 +114,7 @@ class Batch:
         self._cancel_on_exit = cancel_on_exit
         self._cancel_timed_out = cancel_timed_out
         self._on_progress = on_progress
-        self._scheduler = scheduler or PollScheduler()
+        self._scheduler = scheduler if scheduler is not None else PollScheduler[int]()
         self._items: dict[int, _Item] = {}
         self._counter = StatsCounter()
         self._tg: TaskGroup | None = None
@@ -160,7 +161,14 @@ class Batch:
         import uuid
 
         if self._journal_path is not None:
-            self._journal = Journal(self._journal_path, app_id=self.app_id, batch_id=self._batch_id)
+            try:
+                self._journal = Journal(
+                    self._journal_path, app_id=self.app_id, batch_id=self._batch_id
+                )
+            except BaseException:
+                self._out_send.close()
+                self._out_receive.close()
+                raise
         elif self._batch_id is None:
             self._batch_id = uuid.uuid4().hex
         self._counter.started = self._clock.now()
@@ -192,12 +200,15 @@ class Batch:
             if self._journal is not None:
                 self._journal.close()
 
-    def __aiter__(self) -> AsyncIterator[Outcome]:
-        return self._iterate()
+    def __aiter__(self) -> Self:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Outcome]:
-        async for outcome in self._out_receive:
-            yield outcome
+    async def __anext__(self) -> Outcome:
+        # A plain iterator, not an async generator: breaking out leaves nothing to finalise.
+        try:
+            return await self._out_receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
 
     async def _run(self) -> None:
         async with self._out_send, anyio.create_task_group() as tg:
@@ -239,23 +250,24 @@ class Batch:
         journal = self._journal
         async with send:
             index = -1
-            async for value in _aiter(self._inputs):
-                index += 1
-                if journal is not None and index in journal.finished:
-                    restored = _restored(self.app_id, index, value, journal.finished[index])
-                    self._counter.count(restored.kind, resumed=True)
-                    await self._out_send.send(restored)
-                    continue
-                await self._slots.acquire()
-                if journal is not None and index in journal.submitted:
-                    # Submitted by an earlier run: re-attach by id, never submit again.
-                    job = Job(id=journal.submitted[index], status=JobStatus.QUEUED)
-                    self._track(_Item(index, value, job, self._clock.now()), known_age=False)
-                    continue
-                if journal is not None:
-                    journal.check_input(index, value)
-                self._pending_submits += 1
-                await send.send((index, value))
+            async with contextlib.aclosing(_aiter(self._inputs)) as values:
+                async for value in values:
+                    index += 1
+                    if journal is not None and index in journal.finished:
+                        restored = _restored(self.app_id, index, value, journal.finished[index])
+                        self._counter.count(restored.kind, resumed=True)
+                        await self._out_send.send(restored)
+                        continue
+                    await self._slots.acquire()
+                    if journal is not None and index in journal.submitted:
+                        # Submitted by an earlier run: re-attach by id, never submit again.
+                        job = Job(id=journal.submitted[index], status=JobStatus.QUEUED)
+                        self._track(_Item(index, value, job, self._clock.now()), known_age=False)
+                        continue
+                    if journal is not None:
+                        journal.check_input(index, value)
+                    self._pending_submits += 1
+                    await send.send((index, value))
 
     async def _submitter(self, receive: MemoryObjectReceiveStream[tuple[int, Any]]) -> None:
         async with receive:
@@ -518,7 +530,7 @@ def _restored(app_id: str, index: int, value: Any, event: dict[str, Any]) -> Out
     )
 
 
-async def _aiter(values: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+async def _aiter(values: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any]:
     if isinstance(values, AsyncIterable):
         async for value in values:
             yield value

@@ -13,7 +13,7 @@ from typing import Any, Self
 import httpx
 
 from ._batch import Batch, ProgressCallback
-from ._batch_models import BatchResult
+from ._batch_models import BatchResult, Outcome
 from ._clock import Clock, SystemClock
 from ._config import (
     DEFAULT_BASE_URL,
@@ -518,8 +518,11 @@ class AsyncRunGen:
         Takes the options of `batch()`. Keeps every outcome in memory; for millions of
         inputs iterate `batch()` instead.
         """
+        outcomes: list[Outcome] = []
         async with self.batch(app_id, inputs, **options) as batch:
-            outcomes = [outcome async for outcome in batch]
+            # Appended one by one, so a batch deadline keeps what arrived before it.
+            async for outcome in batch:
+                outcomes.append(outcome)  # noqa: PERF401
         outcomes.extend(batch.unfinished)
         outcomes.sort(key=lambda outcome: outcome.index)
         return BatchResult(

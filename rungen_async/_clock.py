@@ -56,13 +56,14 @@ class VirtualClock:
     blocked on real sockets count as idle, so use it with in-process transports.
     """
 
-    __slots__ = ("_changed", "_now", "_seq", "_sleepers")
+    __slots__ = ("_changed", "_epoch", "_now", "_seq", "_sleepers")
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = float(start)
         self._seq = 0
         self._sleepers: list[tuple[float, int]] = []
         self._changed: anyio.Event | None = None
+        self._epoch = 0  # bumped on every change a waiting driver must notice
 
     def now(self) -> float:
         """Return the virtual time."""
@@ -76,6 +77,7 @@ class VirtualClock:
         self._notify()
 
     def _notify(self) -> None:
+        self._epoch += 1
         if self._changed is not None:
             self._changed.set()
             self._changed = None
@@ -93,8 +95,11 @@ class VirtualClock:
         try:
             while self._now < wake:
                 if self._sleepers[0] == entry:
+                    epoch = self._epoch
                     await _until_idle()
-                    if self._sleepers[0] == entry and self._now < wake:
+                    # Idle, and nothing moved meanwhile (another sleeper may have jumped
+                    # first, waking tasks that now have work): only then jump.
+                    if self._epoch == epoch and self._sleepers[0] == entry and self._now < wake:
                         self._now = wake
                         self._notify()
                 else:

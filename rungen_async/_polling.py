@@ -93,8 +93,8 @@ async def wait_for_job(
         current = await client.get_job(app_id, job_id)
         if on_update is not None:
             on_update(current)
-        if current.status is not last_status and last_status is not None:
-            interval = poll.initial_interval  # it moved: look again soon
+        if current.status is not last_status:
+            interval = poll.initial_interval  # new, or it moved: look again soon
         else:
             interval = poll.next_interval(interval)
         last_status = current.status

@@ -1,0 +1,468 @@
+"""The batch engine against the in-process emulator on a virtual clock."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from rungen_async import (
+    AmbiguousRequestError,
+    AsyncRunGen,
+    OutcomeKind,
+    PollScheduler,
+    RetryPolicy,
+    VirtualClock,
+)
+from rungen_async.testing import FakeRunGen
+
+FAST_RETRY = RetryPolicy(initial_delay=0.01, max_delay=0.05, max_retry_after=5)
+
+
+@pytest.fixture
+def fake() -> FakeRunGen:
+    return FakeRunGen(job_duration=5.0)
+
+
+@pytest.fixture
+def app_id(fake: FakeRunGen) -> str:
+    return fake.create_app(active_workers=64)
+
+
+@pytest.fixture
+async def rg(fake: FakeRunGen) -> AsyncIterator[AsyncRunGen]:
+    async with fake.client(retry=FAST_RETRY) as client:
+        yield client
+
+
+def prompts(count: int, **extra: Any) -> Iterator[dict[str, Any]]:
+    return ({"prompt": f"prompt {i}", **extra} for i in range(count))
+
+
+async def test_run_batch_returns_outcomes_in_input_order(
+    rg: AsyncRunGen, app_id: str, fake: FakeRunGen
+) -> None:
+    """Every input gets one COMPLETED outcome, in input order, with its job and result."""
+    inputs = [{"prompt": f"p{i}", "_duration": 6 - i} for i in range(5)]
+
+    result = await rg.run_batch(app_id, inputs)
+
+    assert [outcome.index for outcome in result.outcomes] == [0, 1, 2, 3, 4]
+    assert [outcome.input for outcome in result.outcomes] == inputs
+    assert result.ok
+    assert all(o.job is not None and o.job.image_urls for o in result.outcomes)
+    assert result.stats.completed == 5
+    assert fake.jobs_created == 5
+
+
+async def test_batch_yields_in_completion_order(rg: AsyncRunGen, app_id: str) -> None:
+    """Iterating a batch gives outcomes as jobs finish: the shortest first."""
+    inputs = [{"prompt": f"p{i}", "_duration": duration} for i, duration in enumerate([9, 3, 6])]
+
+    async with rg.batch(app_id, inputs) as batch:
+        order = [outcome.index async for outcome in batch]
+
+    assert order == [1, 2, 0]
+
+
+async def test_failures_of_each_kind_are_outcomes(
+    rg: AsyncRunGen, app_id: str, fake: FakeRunGen
+) -> None:
+    """FAILED, REJECTED, AMBIGUOUS and TIMED_OUT items are outcomes; the rest complete."""
+    fake.fail_next_requests(400, route="POST /app/*/run_async")  # item 0: refused
+    inputs: list[Any] = [
+        {"prompt": "refused"},
+        {"prompt": "fails", "_fail": "NSFW filter"},
+        ["not", "an", "object"],
+        {"prompt": "slow", "_duration": 500},
+        {"prompt": "fine"},
+    ]
+
+    result = await rg.run_batch(app_id, inputs, max_concurrency=1, job_deadline=60)
+
+    kinds = [outcome.kind for outcome in result.outcomes]
+    assert kinds == [
+        OutcomeKind.REJECTED,
+        OutcomeKind.FAILED,
+        OutcomeKind.REJECTED,
+        OutcomeKind.TIMED_OUT,
+        OutcomeKind.COMPLETED,
+    ]
+    failed = result.outcomes[1]
+    assert failed.job is not None
+    assert failed.job.error is not None
+    assert "NSFW" in failed.job.error
+    assert isinstance(result.outcomes[2].error, TypeError)
+    assert not result.ok
+    assert len(result.failures) == 4
+
+
+async def test_ambiguous_submit_is_reported_with_its_key(
+    rg: AsyncRunGen, app_id: str, fake: FakeRunGen
+) -> None:
+    """A submit whose answer was lost is AMBIGUOUS and carries the idempotency key."""
+    fake.fail_next_requests("drop_after", route="POST /app/*/run_async")
+
+    result = await rg.run_batch(app_id, prompts(2), max_concurrency=1, batch_id="b1")
+
+    first = result.outcomes[0]
+    assert first.kind is OutcomeKind.AMBIGUOUS
+    assert isinstance(first.error, AmbiguousRequestError)
+    assert first.idempotency_key == "b1:0"
+    assert result.outcomes[1].ok
+
+
+async def test_ambiguous_submits_can_be_resent_safely(fake: FakeRunGen, app_id: str) -> None:
+    """With retry_ambiguous_posts the lost answer is re-sent under its key: one job only."""
+    fake.fail_next_requests("drop_after", route="POST /app/*/run_async")
+
+    async with fake.client(
+        retry=RetryPolicy(initial_delay=0.01, retry_ambiguous_posts=True)
+    ) as client:
+        result = await client.run_batch(app_id, prompts(3))
+
+    assert result.ok
+    assert fake.jobs_created == 3
+
+
+async def test_idempotency_keys_derive_from_batch_id_and_index(
+    rg: AsyncRunGen, app_id: str, fake: FakeRunGen
+) -> None:
+    """Item i is submitted with key '<batch_id>:<i>', so a re-run re-sends the same keys."""
+    await rg.run_batch(app_id, prompts(3), batch_id="nightly-7")
+
+    keys = sorted(
+        r.headers["idempotency-key"] for r in fake.requests_to("POST", "/app/*/run_async")
+    )
+    assert keys == ["nightly-7:0", "nightly-7:1", "nightly-7:2"]
+
+
+async def test_rerun_with_the_same_batch_id_creates_no_new_jobs(
+    rg: AsyncRunGen, app_id: str, fake: FakeRunGen
+) -> None:
+    """The API deduplicates the re-sent keys: the same jobs come back."""
+    first = await rg.run_batch(app_id, prompts(4), batch_id="same")
+    second = await rg.run_batch(app_id, prompts(4), batch_id="same")
+
+    assert [o.job_id for o in first.outcomes] == [o.job_id for o in second.outcomes]
+    assert fake.jobs_created == 4
+
+
+async def test_lazy_inputs_are_pulled_only_as_slots_free(rg: AsyncRunGen, app_id: str) -> None:
+    """At most max_in_flight inputs are read ahead of finished outcomes."""
+    pulled = 0
+    finished = 0
+    ahead: list[int] = []
+
+    def inputs() -> Iterator[dict[str, Any]]:
+        nonlocal pulled
+        for i in range(40):
+            pulled += 1
+            ahead.append(pulled - finished)
+            yield {"prompt": f"p{i}"}
+
+    async with rg.batch(app_id, inputs(), max_in_flight=5) as batch:
+        async for _ in batch:
+            finished += 1
+
+    assert finished == 40
+    assert max(ahead) <= 6  # five in flight, plus the one being read
+
+
+async def test_async_iterable_inputs(rg: AsyncRunGen, app_id: str) -> None:
+    """Inputs may come from an async iterator."""
+
+    async def inputs() -> AsyncIterator[dict[str, Any]]:
+        for i in range(3):
+            await anyio.lowlevel.checkpoint()
+            yield {"prompt": f"p{i}"}
+
+    result = await rg.run_batch(app_id, inputs())
+
+    assert result.ok
+    assert len(result.outcomes) == 3
+
+
+def _stateless_api(request: httpx.Request) -> httpx.Response:
+    # Keeps nothing between requests, so only the client's memory is measured.
+    if request.method == "POST":
+        key = request.headers["idempotency-key"]
+        return httpx.Response(201, json={"job_id": f"job-{key}", "status": "QUEUED"})
+    return httpx.Response(200, json={"data": {"id": "x", "status": "COMPLETED", "result": {}}})
+
+
+async def test_memory_stays_flat_for_a_large_lazy_input() -> None:
+    """Memory follows max_in_flight: 2,000 lazy inputs need no more than 200 do."""
+    client = AsyncRunGen(
+        "key",
+        base_url="https://api.test",
+        transport=httpx.MockTransport(_stateless_api),
+        clock=VirtualClock(),
+    )
+
+    async def peak(count: int) -> int:
+        tracemalloc.start()
+        async with client.batch("app", prompts(count), max_in_flight=50) as batch:
+            async for _ in batch:
+                pass
+        size = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return size
+
+    async with client:
+        await peak(50)  # warm caches (cattrs, httpx) before measuring
+        small = await peak(200)
+        large = await peak(2000)
+
+    assert large < small * 1.25
+
+
+async def test_one_poller_respects_the_poll_budget(
+    rg: AsyncRunGen, app_id: str, fake: FakeRunGen
+) -> None:
+    """Status requests never exceed poll_rate per second, whatever is in flight."""
+    await rg.run_batch(app_id, prompts(200, _duration=2), poll_rate=20, max_in_flight=200)
+
+    times = sorted(r.time for r in fake.requests_to("GET", "/app/*/job/*"))
+    windows: dict[int, int] = {}
+    for time in times:
+        windows[int(time)] = windows.get(int(time), 0) + 1
+    assert times
+    assert max(windows.values()) <= 20 + 2  # the bucket's burst
+
+
+async def test_polling_learns_run_times(rg: AsyncRunGen, app_id: str) -> None:
+    """After a first wave the scheduler checks few times per job."""
+    scheduler: PollScheduler[int] = PollScheduler()
+    inputs = ({"prompt": f"p{i}", "_duration": 4 + (i * 7 % 20) / 10} for i in range(600))
+
+    result = await rg.run_batch(
+        app_id, inputs, max_in_flight=60, poll_rate=1000, scheduler=scheduler
+    )
+
+    assert result.ok
+    assert len(scheduler.model) > 5
+    assert result.stats.status_requests / 600 < 3.0
+
+
+async def test_rate_limit_halves_submit_concurrency(
+    rg: AsyncRunGen, app_id: str, fake: FakeRunGen
+) -> None:
+    """A 429 pauses the client for Retry-After and halves the AIMD limit; successes regrow it."""
+    fake.fail_next_requests(429, count=1, route="POST /app/*/run_async", retry_after=2)
+    limits: list[tuple[float, int]] = []
+
+    async with rg.batch(app_id, prompts(60), max_concurrency=8) as batch:
+
+        async def monitor() -> None:
+            while True:
+                limits.append((rg.clock.now(), batch.stats.submit_concurrency))
+                await rg.clock.sleep(0.05)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(monitor)
+            outcomes = [outcome async for outcome in batch]
+            tg.cancel_scope.cancel()
+
+    posts = fake.requests_to("POST", "/app/*/run_async")
+    assert all(outcome.ok for outcome in outcomes)
+    assert posts[0].status == 429
+    assert min(r.time for r in posts[1:]) >= 2.0  # nobody submitted during the pause
+    assert min(limit for _, limit in limits) == 4
+    assert limits[-1][1] == 8
+    assert batch.stats.retries >= 1
+
+
+async def test_leaving_early_cancels_remote_jobs(
+    rg: AsyncRunGen, app_id: str, fake: FakeRunGen
+) -> None:
+    """Breaking out stops submitting and cancels every job still in flight."""
+    inputs = [{"prompt": "quick", "_duration": 1}] + [
+        {"prompt": f"slow {i}", "_duration": 1000} for i in range(5)
+    ]
+
+    async with rg.batch(app_id, inputs) as batch:
+        async for _ in batch:
+            break
+
+    assert len(batch.cancelled_job_ids) == 5
+    assert batch.left_running_job_ids == []
+    assert {fake.job_status(job_id) for job_id in batch.cancelled_job_ids} == {"CANCELED"}
+    assert [o.kind for o in batch.unfinished] == [OutcomeKind.CANCELED] * 5
+
+
+async def test_leaving_early_can_leave_jobs_running(
+    rg: AsyncRunGen, app_id: str, fake: FakeRunGen
+) -> None:
+    """With cancel_on_exit=False the jobs keep running and are reported as left running."""
+    inputs = [{"prompt": "quick", "_duration": 1}, {"prompt": "slow", "_duration": 1000}]
+
+    async with rg.batch(app_id, inputs, cancel_on_exit=False) as batch:
+        async for _ in batch:
+            break
+
+    (job_id,) = batch.left_running_job_ids
+    assert fake.job_status(job_id) in ("RUNNING", "IN_PROGRESS")
+
+
+async def test_cancel_scope_around_a_batch_cancels_remote_jobs(
+    rg: AsyncRunGen, app_id: str, fake: FakeRunGen
+) -> None:
+    """A caller's cancel scope stops the batch and cancels its jobs (shielded)."""
+    with anyio.CancelScope() as scope:
+        async with rg.batch(app_id, prompts(3, _duration=1000)) as batch:
+            while batch.stats.submitted < 3:
+                await rg.clock.sleep(0.1)
+            scope.cancel()
+            async for _ in batch:
+                pass
+
+    assert len(batch.cancelled_job_ids) == 3
+    assert fake.stats.jobs_canceled == 3 if hasattr(fake.stats, "jobs_canceled") else True
+
+
+async def test_batch_deadline_stops_and_reports(
+    rg: AsyncRunGen, app_id: str, fake: FakeRunGen
+) -> None:
+    """A batch deadline ends the batch; unfinished jobs are cancelled and reported."""
+    inputs = [{"prompt": "quick", "_duration": 1}, {"prompt": "slow", "_duration": 1000}]
+
+    result = await rg.run_batch(app_id, inputs, deadline=30)
+
+    assert [o.kind for o in result.outcomes] == [OutcomeKind.COMPLETED, OutcomeKind.CANCELED]
+    assert len(result.cancelled_job_ids) == 1
+    assert rg.clock.now() < 40
+
+
+async def test_a_bug_in_a_callback_aborts_the_batch(rg: AsyncRunGen, app_id: str) -> None:
+    """An exception from on_progress is a bug: it surfaces, in an exception group."""
+
+    def broken(_: object) -> None:
+        raise RuntimeError("bug in my callback")
+
+    with pytest.raises(BaseExceptionGroup) as caught:
+        await rg.run_batch(app_id, prompts(3), on_progress=broken)
+
+    assert caught.group_contains(RuntimeError, match="bug in my callback")
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("concurrency", {"max_concurrency": 0}, "max_concurrency"),
+        ("in-flight", {"max_in_flight": 1.5}, "max_in_flight"),
+        ("poll-rate", {"poll_rate": 0}, "poll_rate"),
+        ("deadline", {"job_deadline": -1}, "job_deadline"),
+    ],
+)
+async def test_bad_batch_options_are_refused_before_anything_runs(
+    rg: AsyncRunGen, name: str, options: dict[str, Any], message: str
+) -> None:
+    """Nonsense knobs raise ValueError naming the option."""
+    with pytest.raises(ValueError, match=message):
+        rg.batch("app_1", [], **options)
+
+
+async def test_journal_resume_skips_finished_and_reattaches(
+    fake: FakeRunGen, app_id: str, tmp_path: Path
+) -> None:
+    """A second run with the same journal reports finished items and creates nothing new."""
+    journal = str(tmp_path / "batch.journal")
+    async with fake.client(retry=FAST_RETRY) as client:
+        first = await client.run_batch(app_id, prompts(5), journal=journal)
+        second = await client.run_batch(app_id, prompts(5), journal=journal)
+
+    assert first.ok
+    assert second.ok
+    assert all(outcome.resumed for outcome in second.outcomes)
+    assert [o.job_id for o in first.outcomes] == [o.job_id for o in second.outcomes]
+    assert fake.jobs_created == 5
+    assert fake.api_key not in Path(journal).read_text()  # noqa: ASYNC240
+
+
+async def test_journal_refuses_changed_inputs(
+    fake: FakeRunGen, app_id: str, tmp_path: Path
+) -> None:
+    """Resuming with different inputs is refused with a clear error."""
+    journal = tmp_path / "batch.journal"
+    journal.write_text(
+        f'{{"event":"batch","version":1,"batch_id":"b","app_id":"{app_id}"}}\n'
+        '{"event":"submitting","i":0,"key":"b:0","digest":"0000"}\n'
+    )
+    async with fake.client(retry=FAST_RETRY) as client:
+        with pytest.raises(BaseExceptionGroup) as caught:
+            await client.run_batch(app_id, prompts(1), journal=str(journal))
+
+    assert caught.group_contains(ValueError, match="differs from the one journaled")
+
+
+class _Crash(BaseException):
+    """Stands for the process dying: nothing after it runs."""
+
+
+async def _run_until_crash(
+    fake: FakeRunGen, app_id: str, journal: str, count: int, crash_at: int
+) -> bool:
+    from rungen_async import _journal
+
+    writes = 0
+    original = _journal.Journal._write
+
+    def crashing(self: _journal.Journal, event: dict[str, Any]) -> None:
+        nonlocal writes
+        writes += 1
+        if writes == crash_at:
+            raise _Crash
+        original(self, event)
+
+    _journal.Journal._write = crashing  # type: ignore[method-assign]
+    try:
+        async with fake.client(retry=FAST_RETRY) as client:
+            await client.run_batch(
+                app_id, prompts(count, _duration=3), journal=journal, cancel_on_exit=False
+            )
+    except BaseException as exc:  # the crash arrives wrapped in exception groups
+        return "Crash" in repr(exc)
+    finally:
+        _journal.Journal._write = original  # type: ignore[method-assign]
+    return False
+
+
+@pytest.mark.parametrize("crash_at", range(1, 17))
+async def test_resume_after_a_crash_at_any_step_loses_nothing(
+    fake: FakeRunGen, app_id: str, tmp_path: Path, crash_at: int
+) -> None:
+    """Crash at every journal write of a 5-item batch; the re-run loses and duplicates nothing."""
+    journal = str(tmp_path / "batch.journal")
+
+    crashed = await _run_until_crash(fake, app_id, journal, 5, crash_at)
+    async with fake.client(retry=FAST_RETRY) as client:
+        result = await client.run_batch(app_id, prompts(5, _duration=3), journal=journal)
+
+    assert crashed
+    assert [o.index for o in result.outcomes] == [0, 1, 2, 3, 4]
+    assert result.ok
+    assert fake.jobs_created == 5
+    assert len({o.job_id for o in result.outcomes}) == 5
+
+
+async def test_resume_after_a_stop_resubmits_cancelled_items(
+    fake: FakeRunGen, app_id: str, tmp_path: Path
+) -> None:
+    """Items cancelled by leaving early are submitted again (new key) by the next run."""
+    journal = str(tmp_path / "batch.journal")
+    inputs = [{"prompt": "quick", "_duration": 1}, {"prompt": "slow", "_duration": 50}]
+    async with fake.client(retry=FAST_RETRY) as client:
+        async with client.batch(app_id, inputs, journal=journal) as batch:
+            async for _ in batch:
+                break
+        result = await client.run_batch(app_id, inputs, journal=journal)
+
+    assert result.ok
+    assert [o.resumed for o in result.outcomes] == [True, False]
+    assert fake.jobs_created == 3  # the cancelled one, once more
