@@ -123,6 +123,8 @@ class Batch:
         self._feeding = True
         self._pending_submits = 0
         self._watchdog_scope: anyio.CancelScope | None = None
+        self._watch_scope: anyio.CancelScope | None = None
+        self._observed_done = 0
         self._finished = False
         self._deadline_hit = False
         #: Job ids cancelled remotely when the batch was left early.
@@ -224,14 +226,17 @@ class Batch:
                         tg.start_soon(self._poll_worker, receive_polls.clone())
                 if self._deadline is not None:
                     tg.start_soon(self._watchdog)
+                if self._scheduler.sweep_threshold:
+                    tg.start_soon(self._watch_app)
                 poller = anyio.create_task_group()
                 async with poller:
                     poller.start_soon(self._poller, send_polls)
                     await self._feed(send_items)
                     self._feeding = False
                     self._poke(-math.inf)
-            if self._watchdog_scope is not None:
-                self._watchdog_scope.cancel()
+            for scope in (self._watchdog_scope, self._watch_scope):
+                if scope is not None:
+                    scope.cancel()
         self._finished = True
 
     async def _watchdog(self) -> None:
@@ -243,6 +248,48 @@ class Batch:
             assert self._tg is not None
             # Ends the caller's `async with` too; __aexit__ then stops what is in flight.
             self._tg.cancel_scope.cancel()
+
+    async def _watch_app(self) -> None:
+        """
+        Sweep the parked cohort when the app's counters say enough of it has finished.
+
+        Before any run time is known, checking each job on a guess costs several requests
+        per job; one ``GET /app`` a tick tells how many jobs finished (completed + failed,
+        against a baseline), and the parked jobs are all checked once that many of them
+        are done. Other traffic on the app only makes sweeps come early, never late.
+        """
+        client, clock, scheduler = self._client, self._clock, self._scheduler
+        threshold = scheduler.sweep_threshold or 1.0
+        with anyio.CancelScope() as scope:
+            self._watch_scope = scope
+            try:
+                app = await client.get_app(self.app_id)
+            except RunGenError:
+                return
+            if app.jobs is None:
+                return
+            baseline = app.jobs.completed + app.jobs.failed
+            started = clock.now()
+            scheduler.sweeping = True
+            while True:
+                await clock.sleep(min(2.0, max(0.1, 0.04 * (clock.now() - started))))
+                if not scheduler.parked:
+                    continue
+                try:
+                    app = await client.get_app(self.app_id)
+                except RunGenError:
+                    continue
+                finally:
+                    self._counter.status_requests += 1
+                if app.jobs is None:
+                    scheduler.stop_sweeping(clock.now())
+                    return
+                unseen = app.jobs.completed + app.jobs.failed - baseline - self._observed_done
+                now = clock.now()
+                candidates = scheduler.sweepable(now)
+                if candidates and unseen >= threshold * len(candidates):
+                    scheduler.sweep(now, candidates)
+                    self._poke(-math.inf)
 
     # -- feeding and submitting --------------------------------------------------------------
 
@@ -398,6 +445,7 @@ class Batch:
         status = job.status
         self._note_status(item, status)
         if status.is_terminal:
+            self._observed_done += status is not JobStatus.CANCELED
             scheduler.checked(item.index, now, finished=True)
             kind = (
                 OutcomeKind.COMPLETED

@@ -7,7 +7,9 @@ tests (and `rungen_async.testing`) can swap in a clock that jumps instead of sle
 
 from __future__ import annotations
 
+import functools
 import heapq
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import anyio
@@ -76,6 +78,9 @@ class VirtualClock:
         self._now += seconds
         self._notify()
 
+    def _unchanged(self, epoch: int) -> bool:
+        return self._epoch == epoch
+
     def _notify(self) -> None:
         self._epoch += 1
         if self._changed is not None:
@@ -96,10 +101,10 @@ class VirtualClock:
             while self._now < wake:
                 if self._sleepers[0] == entry:
                     epoch = self._epoch
-                    await _until_idle()
+                    await _until_idle(functools.partial(self._unchanged, self._epoch))
                     # Idle, and nothing moved meanwhile (another sleeper may have jumped
                     # first, waking tasks that now have work): only then jump.
-                    if self._epoch == epoch and self._sleepers[0] == entry and self._now < wake:
+                    if self._unchanged(epoch) and self._sleepers[0] == entry and self._now < wake:
                         self._now = wake
                         self._notify()
                 else:
@@ -115,8 +120,8 @@ class VirtualClock:
         return f"{type(self).__name__}(now={self._now:.3f})"
 
 
-async def _until_idle() -> None:
-    """Return once no other task can run (best effort on asyncio)."""
+async def _until_idle(unchanged: Callable[[], bool]) -> None:
+    """Return once no other task can run (best effort on asyncio), or *unchanged* fails."""
     if sniffio.current_async_library() == "trio":
         import trio.testing
 
@@ -128,6 +133,6 @@ async def _until_idle() -> None:
     ready = getattr(loop, "_ready", None)
     for _ in range(10_000):
         await anyio.lowlevel.checkpoint()
-        if ready is not None and not ready:
+        if (ready is not None and not ready) or not unchanged():
             return
     # An event loop without a visible ready queue: many yields is the best we can do.

@@ -141,6 +141,9 @@ class PollScheduler(Generic[K]):
         scout_every: Every n-th job is a scout, checked densely to measure its run time
             (the first *cold_scouts* jobs are scouts too).
         target_delay: See `DurationModel`.
+        sweep_threshold: While no run time is known, a batch reads the app's job counters
+            and checks every parked job once the finished-but-unseen jobs reach this
+            fraction of them (None: never; parked jobs then wait for the first scout).
     """
 
     def __init__(
@@ -153,6 +156,7 @@ class PollScheduler(Generic[K]):
         cold_scouts: int = 6,
         scout_step: float = 0.05,
         target_delay: float = 0.08,
+        sweep_threshold: float | None = 0.5,
     ) -> None:
         if min_interval <= 0:
             raise ValueError("min_interval must be > 0, or a job could be checked forever")
@@ -167,6 +171,11 @@ class PollScheduler(Generic[K]):
         self._due: dict[K, int] = {}  # key -> sequence number of its live heap entry
         self._jobs: dict[K, _Tracked] = {}
         self._parked: set[K] = set()
+        #: Hold jobs submitted before the model matured (a cohort) until `sweep()` is
+        #: called; the batch sweeps when the app's job counters say enough have finished.
+        self.sweeping = False
+        self.sweep_threshold = sweep_threshold
+        self.mature_samples = 8
         self._seq = itertools.count()
         self._added = 0
 
@@ -191,8 +200,13 @@ class PollScheduler(Generic[K]):
         placed after *deadline*, so a per-job deadline is noticed on time.
         """
         self._added += 1
-        scout = self._added <= self.cold_scouts or self._added % self.scout_every == 0
+        # Scouts cost a dozen checks each: a few while nothing is known, then one in
+        # *scout_every* to keep the model current.
+        scout = self._added <= self.cold_scouts or (
+            bool(self.model.plan) and self._added % self.scout_every == 0
+        )
         job = _Tracked(submitted_at, scout, math.inf if deadline is None else deadline)
+        job.cohort = not scout and len(self.model) < self.mature_samples
         self._jobs[key] = job
         if not known_age:
             self._push(key, submitted_at)
@@ -255,8 +269,9 @@ class PollScheduler(Generic[K]):
                     return now + max(self.first_check - age, self.min_interval)
                 return now + self._clamp(age * self.scout_step * 2)  # coarser while cold
             return now + self._clamp(age * self.scout_step)
-        if not model.plan:
-            # Nothing is known yet: park, with a rare safety check.
+        if not model.plan or (job.cohort and self.sweeping):
+            # Nothing is known yet (or the cohort waits for a sweep): park, with a rare
+            # safety check.
             self._parked.add(key)
             return now + self._clamp(max(self.max_interval, age))
         planned = model.next_age(age)
@@ -265,12 +280,44 @@ class PollScheduler(Generic[K]):
         # Slower than any job seen: back off geometrically.
         return now + self._clamp(age * 0.15)
 
+    @property
+    def parked(self) -> int:
+        """How many jobs wait for the model or for a sweep."""
+        return len(self._parked)
+
+    def sweepable(self, now: float) -> list[K]:
+        """
+        The parked jobs old enough to have finished.
+
+        Once a run time has been measured, younger jobs (refills submitted since) cannot
+        be done yet: counting them would hold back the sweep of the old ones.
+        """
+        if not len(self.model):
+            return list(self._parked)
+        oldest_start = now - self.model.minimum * 0.9
+        jobs = self._jobs
+        return [key for key in self._parked if jobs[key].submitted_at <= oldest_start]
+
+    def sweep(self, now: float, keys: list[K]) -> int:
+        """Make the parked jobs *keys* due at *now*; returns how many."""
+        for key in keys:
+            if key in self._parked:
+                self._push(key, now)
+        return len(keys)
+
+    def stop_sweeping(self, now: float) -> None:
+        """Give up on sweeps (no job counters): place parked jobs by the model instead."""
+        self.sweeping = False
+        if self.model.plan:
+            self._unpark(now)
+
     def _unpark(self, now: float) -> None:
         for key in list(self._parked):
             job = self._jobs[key]
+            if job.cohort and self.sweeping:
+                continue
             self._parked.discard(key)
             self._push(key, max(now, self._plan(key, job, now)))
-        self._parked.clear()
 
     def _clamp(self, interval: float) -> float:
         return min(self.max_interval, max(self.min_interval, interval))
@@ -281,11 +328,17 @@ class PollScheduler(Generic[K]):
             when = job.deadline
         seq = next(self._seq)
         self._due[key] = seq
-        heapq.heappush(self._heap, (when, seq, key))
+        heap = self._heap
+        heapq.heappush(heap, (when, seq, key))
+        if len(heap) > 2 * len(self._due) + 64:
+            # Rescheduled jobs leave stale entries behind; drop them before they pile up.
+            due = self._due
+            heap[:] = [entry for entry in heap if due.get(entry[2]) == entry[1]]
+            heapq.heapify(heap)
 
 
 class _Tracked:
-    __slots__ = ("checks", "deadline", "last_check", "scout", "submitted_at")
+    __slots__ = ("checks", "cohort", "deadline", "last_check", "scout", "submitted_at")
 
     def __init__(self, submitted_at: float, scout: bool, deadline: float) -> None:
         self.submitted_at = submitted_at
@@ -293,3 +346,4 @@ class _Tracked:
         self.last_check = submitted_at
         self.scout = scout
         self.checks = 0
+        self.cohort = False
