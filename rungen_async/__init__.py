@@ -7,6 +7,7 @@ rungen_async: the asyncio (and trio) Python SDK for the RunGen.AI serverless-GPU
 
 from __future__ import annotations
 
+from ._aiohttp import AiohttpTransport, AutoTransport
 from ._batch import Batch
 from ._batch_models import BatchResult, BatchStats, Outcome, OutcomeKind
 from ._client import AsyncRunGen
@@ -51,6 +52,7 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "AiohttpTransport",
     "AmbiguousRequestError",
     "App",
     "AppConfiguration",
@@ -59,6 +61,7 @@ __all__ = [
     "AppTimeoutError",
     "AsyncRunGen",
     "AuthenticationError",
+    "AutoTransport",
     "BadRequestError",
     "Batch",
     "BatchResult",

@@ -8,7 +8,6 @@ from typing import Any
 
 import anyio
 import httpx
-import pytest
 
 from rungen_async._cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from rungen_async.emulator import read_png_header
@@ -174,9 +173,6 @@ class _StopAfterSubmits(httpx.AsyncBaseTransport):
         return response
 
 
-# The engine's input generator is not closed when the batch is cancelled, which trio reports
-# as unraisable (reported to the lead; remove this mark once `_batch._feed` closes it).
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_batch_resumes_after_interrupt_without_duplicates(
     cli: Cli, fake: FakeRunGen, tmp_path: Path
 ) -> None:

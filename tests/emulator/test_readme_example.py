@@ -1,23 +1,16 @@
-"""The "Testing your code" example of the README, verbatim apart from this docstring,
-the `needs_wait` marks and the type-ignore comments: until `AsyncRunGen.wait_for_job`
-exists, the tests that use it are skipped.
-"""
+"""The "Testing your code" example of the README, verbatim apart from this docstring."""
 
 import pytest
 
 from rungen_async import AsyncRunGen, JobStatus
 from rungen_async.testing import FakeRunGen
 
-needs_wait = pytest.mark.skipif(
-    not hasattr(AsyncRunGen, "wait_for_job"), reason="AsyncRunGen.wait_for_job not there yet"
-)
-
 
 async def make_thumbnail(rg: AsyncRunGen, app_id: str, prompt: str) -> str:
     """The code under test: submit a job, wait for it, return the image URL."""
     job = await rg.submit_job(app_id, {"prompt": prompt, "width": 512, "height": 512})
-    job = await rg.wait_for_job(app_id, job.id)  # type: ignore[attr-defined,unused-ignore]
-    return job.image_urls[0]  # type: ignore[no-any-return,unused-ignore]
+    job = await rg.wait_for_job(app_id, job.id)
+    return job.image_urls[0]
 
 
 @pytest.fixture
@@ -25,7 +18,6 @@ def fake() -> FakeRunGen:
     return FakeRunGen(job_duration=20)  # each job takes 20 s of fake time
 
 
-@needs_wait
 async def test_thumbnail_url(fake: FakeRunGen) -> None:
     app_id = fake.create_app()  # RUNNING at once, one worker
 
@@ -38,7 +30,6 @@ async def test_thumbnail_url(fake: FakeRunGen) -> None:
     assert submit.json == {"input": {"prompt": "a red fox", "width": 512, "height": 512}}
 
 
-@needs_wait
 async def test_thumbnail_survives_rate_limits(fake: FakeRunGen) -> None:
     app_id = fake.create_app()
     fake.fail_next_requests(429, count=2, retry_after=30)  # the client waits 60 s... of fake time
