@@ -1,0 +1,147 @@
+"""Invariants of the batch's poll scheduler and its check plan, by property-based tests."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rungen_async import PollScheduler
+from rungen_async._scheduler import DurationModel, plan_checks
+
+durations = st.lists(
+    st.floats(min_value=0.05, max_value=600, allow_nan=False), min_size=1, max_size=300
+)
+
+
+@given(samples=durations, target=st.floats(min_value=0.01, max_value=0.5))
+def test_plan_is_increasing_and_ends_at_the_slowest(samples: list[float], target: float) -> None:
+    """Check ages rise strictly, lie within the samples' range and end at the slowest."""
+    samples.sort()
+
+    plan = plan_checks(samples, target)
+
+    assert plan
+    assert list(plan) == sorted(set(plan))
+    assert plan[-1] == samples[-1]
+    assert plan[0] >= samples[0]
+
+
+def test_plan_for_uniform_run_times_is_frugal() -> None:
+    """For run times spread 4 to 6 s, the plan costs under 2 checks a job on those times."""
+    samples = [4 + 2 * i / 499 for i in range(500)]
+
+    plan = plan_checks(samples, 0.08)
+
+    expected_checks = sum(
+        1 + sum(1 for age in plan[:-1] if age < duration) for duration in samples
+    ) / len(samples)
+    delay = sum(min(a for a in plan if a >= d) - d for d in samples) / len(samples)
+    assert expected_checks < 2.0
+    assert delay / 5.0 <= 0.08
+
+
+@given(values=st.lists(st.floats(min_value=0, max_value=100), min_size=1, max_size=2000))
+def test_duration_model_keeps_only_recent_samples(values: list[float]) -> None:
+    """The model never holds more than its capacity, and its range matches what it holds."""
+    model = DurationModel(capacity=64)
+
+    for value in values:
+        model.add(value)
+
+    kept = values[-64:]
+    assert len(model) == len(kept)
+    assert model.minimum == min(kept)
+    assert model.maximum == max(kept)
+
+
+events = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "check", "finish", "remove", "sweep", "advance"]),
+        st.floats(min_value=0, max_value=20),
+    ),
+    max_size=200,
+)
+
+
+@settings(max_examples=200)
+@given(events=events, deadline=st.one_of(st.none(), st.floats(min_value=0.5, max_value=50)))
+def test_scheduler_never_loses_or_resurrects_a_job(
+    events: list[tuple[str, float]], deadline: float | None
+) -> None:
+    """
+    Whatever happens, every tracked job has a future check, none is due before its time,
+    removed jobs never come back, and no check falls after a job's deadline.
+    """
+    scheduler: PollScheduler[int] = PollScheduler(min_interval=0.01, max_interval=30)
+    now = 0.0
+    tracked: dict[int, float] = {}
+    removed: set[int] = set()
+    next_key = 0
+    for kind, amount in events:
+        if kind == "add":
+            scheduler.add(next_key, now, deadline=None if deadline is None else now + deadline)
+            tracked[next_key] = now
+            next_key += 1
+        elif kind == "advance":
+            now += amount
+        elif kind == "sweep":
+            scheduler.sweep(now, scheduler.sweepable(now))
+        elif tracked and kind == "remove":
+            key = min(tracked)
+            scheduler.remove(key)
+            removed.add(key)
+            del tracked[key]
+        elif tracked and kind in ("check", "finish"):
+            popped_key = scheduler.pop_due(now)
+            if popped_key is None:
+                continue
+            key = popped_key
+            assert key in tracked
+            assert key not in removed
+            finished = kind == "finish"
+            scheduler.checked(key, now, finished=finished)
+            if finished:
+                removed.add(key)
+                del tracked[key]
+            else:
+                due = scheduler.next_due()
+                assert due is not None
+        assert len(scheduler) == len(tracked)
+        if tracked:
+            due = scheduler.next_due()
+            assert due is not None
+            assert math.isfinite(due)
+            if deadline is not None:
+                assert due <= max(tracked.values()) + deadline
+        else:
+            assert scheduler.next_due() is None
+    # Draining pops every tracked job exactly once, never a removed one.
+    popped = set()
+    while (due := scheduler.next_due()) is not None:
+        drained = scheduler.pop_due(due)
+        assert drained is not None
+        assert drained not in popped
+        assert drained not in removed
+        popped.add(drained)
+        scheduler.checked(drained, due, finished=True)
+    assert popped == set(tracked)
+
+
+@given(ages=st.lists(st.floats(min_value=0, max_value=10), min_size=1, max_size=50))
+def test_sweep_makes_every_old_enough_parked_job_due(ages: list[float]) -> None:
+    """A sweep makes the parked jobs it is given due at once (and only those)."""
+    scheduler: PollScheduler[int] = PollScheduler(cold_scouts=0)
+    scheduler.sweeping = True
+    for key, age in enumerate(ages):
+        scheduler.add(key, 10.0 - age)
+
+    keys = scheduler.sweepable(10.0)
+    swept = scheduler.sweep(10.0, keys)
+
+    assert swept == len(keys) == len(ages)
+    due = []
+    while (swept_key := scheduler.pop_due(10.0)) is not None:
+        due.append(swept_key)
+    assert set(due) == set(keys)
