@@ -24,7 +24,11 @@ from benchmarks.machine import describe_machine
 RESULTS = Path(__file__).parent / "results"
 
 
-SERVERS = {"h1": "benchmarks.server", "h2": "benchmarks.server_h2"}
+SERVERS = {
+    "h1": "benchmarks.server",
+    "h2": "benchmarks.server_h2",
+    "batch": "benchmarks.batch_server",
+}
 
 
 @contextmanager

@@ -111,21 +111,14 @@ class ConflictError(APIStatusError):
 
 
 class RateLimitError(APIStatusError):
-    """429: too many requests; *retry_after* holds the server's hint in seconds, if any."""
+    """429: too many requests."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        response: httpx.Response,
-        method: str,
-        path: str,
-        error: str | None = None,
-    ) -> None:
-        super().__init__(message, response=response, method=method, path=path, error=error)
+    @property
+    def retry_after(self) -> float | None:
+        """The server's ``Retry-After`` hint in seconds, if it sent one."""
         from ._retry import parse_retry_after  # a cycle at import time otherwise
 
-        self.retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return parse_retry_after(self.response.headers.get("retry-after"))
 
 
 class ServerError(APIStatusError):
