@@ -617,6 +617,7 @@ class AsyncRunGen:
                 reason = f"{status} {response.reason_phrase}"
                 await self._back_off(method, path, attempt, reason, retry_after)
                 continue
+            _scrub_key(response)
             error = error_from_response(response, method=method, path=path)
             if ambiguous:
                 raise _ambiguous(method, path, idempotency_key, str(error), status) from error
@@ -651,6 +652,16 @@ def _ambiguous(
         idempotency_key=key or "",
         status_code=status,
     )
+
+
+def _scrub_key(response: httpx.Response) -> None:
+    """Mask the API key in the request an error keeps, so no exception carries the key."""
+    sent = response.request
+    headers = [
+        (name, "***" if name.lower() == "x-api-key" else value)
+        for name, value in sent.headers.multi_items()
+    ]
+    response.request = httpx.Request(sent.method, sent.url, headers=headers)
 
 
 def _decode(response: httpx.Response, method: str, path: str) -> Any:

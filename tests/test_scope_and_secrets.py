@@ -108,6 +108,8 @@ async def test_api_key_never_appears_in_reprs_errors_or_logs(
         repr(ambiguous.value),
         str(forbidden.value),
         repr(forbidden.value),
+        repr(forbidden.value.response.request.headers),
+        repr(vars(forbidden.value)),
         *(record.getMessage() for record in caplog.records),
     ]
     assert caplog.records  # the retry was logged
