@@ -110,6 +110,10 @@ class Journal:
                 self.submitting.pop(index, None)
                 if index not in self.finished:
                     self.submitted[index] = str(event["job_id"])
+            elif kind == "finished" and event.get("kind") == "AMBIGUOUS":
+                # Never confirmed: the next run re-sends it under the same key, and gets
+                # the first job back if the lost attempt did go through.
+                self.submitting.setdefault(index, "")
             elif kind == "finished":
                 self.submitting.pop(index, None)
                 self.submitted.pop(index, None)

@@ -466,3 +466,18 @@ async def test_resume_after_a_stop_resubmits_cancelled_items(
     assert result.ok
     assert [o.resumed for o in result.outcomes] == [True, False]
     assert fake.jobs_created == 3  # the cancelled one, once more
+
+
+async def test_resume_resolves_ambiguous_submits_without_duplicates(
+    fake: FakeRunGen, app_id: str, tmp_path: Path
+) -> None:
+    """A lost submit answer is AMBIGUOUS; the resumed run re-sends its key and gets that job."""
+    journal = str(tmp_path / "batch.journal")
+    fake.fail_next_requests("drop_after", route="POST /app/*/run_async")
+    async with fake.client(retry=FAST_RETRY) as client:
+        first = await client.run_batch(app_id, prompts(2), journal=journal, max_concurrency=1)
+        second = await client.run_batch(app_id, prompts(2), journal=journal)
+
+    assert [o.kind for o in first.outcomes] == [OutcomeKind.AMBIGUOUS, OutcomeKind.COMPLETED]
+    assert second.ok
+    assert fake.jobs_created == 2

@@ -92,3 +92,19 @@ def test_journal_of_another_app_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="belongs to a batch on app 'app-a'"):
         Journal(path, app_id="app-b", batch_id=None)
+
+
+def test_ambiguous_items_are_sent_again_under_their_key(tmp_path: Path) -> None:
+    """An AMBIGUOUS outcome was never confirmed, so a resumed run re-sends it (same key)."""
+    path = tmp_path / "j"
+    journal = Journal(path, app_id="app", batch_id="b")
+    journal.record_submitting(2, {"i": 2})
+    journal.record_finished(2, {"kind": "AMBIGUOUS", "job": None, "error": "lost"})
+    journal.close()
+
+    reopened = Journal(path, app_id="app", batch_id=None)
+    reopened.close()
+
+    assert reopened.finished == {}
+    assert 2 in reopened.submitting
+    assert reopened.key(2) == "b:2"
