@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import uuid
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -28,24 +25,12 @@ from ._config import (
     ENV_BASE_URL,
     ENV_TEAM_ID,
     ENV_USER_ID,
-    USER_AGENT,
 )
-from ._exceptions import (
-    AmbiguousRequestError,
-    APIConnectionError,
-    APITimeoutError,
-    ResponseValidationError,
-    body_preview,
-    error_from_response,
-)
+from ._core import Core
 from ._models import App, Job, Lora
 from ._polling import JobObserver, PollPolicy, wait_for_app, wait_for_job
 from ._retry import (
     RetryPolicy,
-    is_retryable_exception,
-    parse_retry_after,
-    post_status_is_safe,
-    was_not_sent,
 )
 from ._scheduler import PollScheduler
 from ._serde import structure, structure_job, structure_list
@@ -61,62 +46,6 @@ from ._validation import (
     encode_json,
     loras_to_wire,
 )
-
-logger = logging.getLogger("rungen_async")
-
-_JSON_HEADERS = {"content-type": "application/json"}
-
-
-class _Core:
-    """What every team view of one client shares: the connection pool and the settings."""
-
-    __slots__ = (
-        "api_key",
-        "base_url",
-        "clock",
-        "http",
-        "owns_http",
-        "paused_until",
-        "rate_limit_listeners",
-        "request_count",
-        "retry",
-        "retry_count",
-        "user_id",
-    )
-
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        base_url: str,
-        http: httpx.AsyncClient,
-        owns_http: bool,
-        retry: RetryPolicy,
-        clock: Clock,
-        user_id: str | None,
-    ) -> None:
-        self.api_key = api_key
-        self.base_url = base_url
-        self.http = http
-        self.owns_http = owns_http
-        self.retry = retry
-        self.clock = clock
-        self.user_id = user_id
-        # A 429's Retry-After pauses every request of this client, not just the one that hit it.
-        self.paused_until = 0.0
-        # Told of every 429 (with its Retry-After): running batches shrink their concurrency.
-        self.rate_limit_listeners: list[Callable[[float | None], None]] = []
-        self.request_count = 0
-        self.retry_count = 0
-
-    def headers_for(self, team_id: str | None) -> dict[str, str]:
-        headers = {"x-api-key": self.api_key, "user-agent": USER_AGENT}
-        if team_id is not None:
-            headers["x-team-id"] = team_id
-        return headers
-
-    def __repr__(self) -> str:  # never shows the key
-        return f"<_Core base_url={self.base_url!r}>"
 
 
 class AsyncRunGen:
@@ -191,7 +120,7 @@ class AsyncRunGen:
             owns_http = True
         else:
             owns_http = False
-        self._core = _Core(
+        self._core = Core(
             api_key=key,
             base_url=url,
             http=http_client,
@@ -536,6 +465,7 @@ class AsyncRunGen:
         )
 
     # -- the one request path --------------------------------------------------------------
+    # -- the one request path --------------------------------------------------------------
 
     async def _request(
         self,
@@ -546,137 +476,14 @@ class AsyncRunGen:
         idempotency_key: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> Any:
-        """Send one logical call, retrying as the policy allows; return the unwrapped body."""
-        core = self._core
-        url = core.base_url + path
-        is_post = method == "POST"
-        headers = self._headers
-        if content is not None or is_post or extra_headers:
-            headers = {**headers, **_JSON_HEADERS} if content is not None else dict(headers)
-            if is_post:
-                # One key per logical call, the same on every attempt.
-                idempotency_key = idempotency_key or uuid.uuid4().hex
-                headers["idempotency-key"] = idempotency_key
-            if extra_headers:
-                headers.update(extra_headers)
-        policy = core.retry
-        attempt = 0
-        while True:
-            attempt += 1
-            if core.paused_until and core.clock.now() < core.paused_until:
-                await core.clock.sleep(core.paused_until - core.clock.now())
-            core.request_count += 1
-            try:
-                response = await core.http.request(method, url, content=content, headers=headers)
-            except httpx.TransportError as exc:
-                retryable = is_retryable_exception(exc)
-                ambiguous = is_post and not was_not_sent(exc)
-                if (
-                    not retryable
-                    or attempt >= policy.max_attempts
-                    or (ambiguous and not policy.retry_ambiguous_posts)
-                ):
-                    if ambiguous:
-                        raise _ambiguous(method, path, idempotency_key, f"{exc!r}", None) from exc
-                    if isinstance(exc, httpx.TimeoutException):
-                        raise APITimeoutError(
-                            f"{method} {path} timed out ({type(exc).__name__})",
-                            method=method,
-                            path=path,
-                        ) from exc
-                    raise APIConnectionError(
-                        f"{method} {path} failed: {type(exc).__name__}: {exc}",
-                        method=method,
-                        path=path,
-                    ) from exc
-                await self._back_off(method, path, attempt, type(exc).__name__, None)
-                continue
-
-            status = response.status_code
-            if status < 400:
-                return _decode(response, method, path)
-            retry_after = (
-                parse_retry_after(response.headers.get("retry-after"))
-                if status in (429, 503)
-                else None
-            )
-            if status == 429:
-                if retry_after:
-                    core.paused_until = max(
-                        core.paused_until,
-                        core.clock.now() + min(retry_after, policy.max_retry_after),
-                    )
-                for listener in core.rate_limit_listeners:
-                    listener(retry_after)
-            ambiguous = is_post and status >= 500 and not post_status_is_safe(status, retry_after)
-            if (
-                status in policy.retry_statuses
-                and attempt < policy.max_attempts
-                and not (ambiguous and not policy.retry_ambiguous_posts)
-            ):
-                reason = f"{status} {response.reason_phrase}"
-                await self._back_off(method, path, attempt, reason, retry_after)
-                continue
-            _scrub_key(response)
-            error = error_from_response(response, method=method, path=path)
-            if ambiguous:
-                raise _ambiguous(method, path, idempotency_key, str(error), status) from error
-            raise error
-
-    async def _back_off(
-        self, method: str, path: str, attempt: int, reason: str, retry_after: float | None
-    ) -> None:
-        core = self._core
-        delay = core.retry.backoff(attempt, retry_after)
-        core.retry_count += 1
-        logger.info(
-            "Retrying %s %s in %.2f s after %s (attempt %d of %d)",
+        return await self._core.request(
+            self._headers,
             method,
             path,
-            delay,
-            reason,
-            attempt + 1,
-            core.retry.max_attempts,
+            content=content,
+            idempotency_key=idempotency_key,
+            extra_headers=extra_headers,
         )
-        await core.clock.sleep(delay)
-
-
-def _ambiguous(
-    method: str, path: str, key: str | None, cause: str, status: int | None
-) -> AmbiguousRequestError:
-    return AmbiguousRequestError(
-        f"{method} {path} may or may not have been carried out ({cause}); it was not re-sent. "
-        f"Send it again with idempotency_key={key!r} to avoid a duplicate",
-        method=method,
-        path=path,
-        idempotency_key=key or "",
-        status_code=status,
-    )
-
-
-def _scrub_key(response: httpx.Response) -> None:
-    """Mask the API key in the request an error keeps, so no exception carries the key."""
-    sent = response.request
-    headers = [
-        (name, "***" if name.lower() == "x-api-key" else value)
-        for name, value in sent.headers.multi_items()
-    ]
-    response.request = httpx.Request(sent.method, sent.url, headers=headers)
-
-
-def _decode(response: httpx.Response, method: str, path: str) -> Any:
-    content = response.content
-    if not content:
-        return None
-    try:
-        body = json.loads(content)
-    except ValueError:
-        raise ResponseValidationError(
-            f"{response.status_code} on {method} {path} is not JSON: {body_preview(content)!r}",
-            status_code=response.status_code,
-        ) from None
-    # Some endpoints wrap their payload in {"data": ...} and some don't.
-    return body["data"] if type(body) is dict and "data" in body else body
 
 
 def _make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
