@@ -17,11 +17,13 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
-from benchmarks import bench_overhead, report
+from benchmarks import bench_batch, bench_memory, bench_overhead, report
 from benchmarks.machine import describe_machine
 
 RESULTS = Path(__file__).parent / "results"
+SCENARIOS = ("overhead", "batch", "memory")
 
 
 SERVERS = {
@@ -81,6 +83,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-seconds", type=float, help="time cap per measured cell")
     parser.add_argument("--concurrency", type=int, nargs="+", help="default 1 16 64 256")
     parser.add_argument("--clients", nargs="+", help="subset of clients, by name")
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        choices=SCENARIOS,
+        default=list(SCENARIOS),
+        help="which scenarios to run (default all); others keep their figures in results.json",
+    )
     args = parser.parse_args(argv)
 
     if args.quick:
@@ -98,51 +107,66 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown clients {sorted(unknown)}; known: {list(bench_overhead.CLIENTS)}")
 
     client_cpu, server_cpu = pick_cpus()
-    machine = describe_machine(client_cpu=client_cpu, server_cpu=server_cpu)
-    config = {
-        "quick": args.quick,
-        "repeats": repeats,
-        "requests_per_cell": requests,
-        "max_seconds_per_cell": max_seconds,
-        "concurrencies": concurrencies,
-        "clients": clients,
-        "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
-    }
-    started = time.time()
-    with ExitStack() as servers:
-        kinds = sorted({bench_overhead.CLIENTS[name].server for name in clients})
-        base_urls = {
-            kind: servers.enter_context(server_process(server_cpu, kind)) for kind in kinds
-        }
-        if client_cpu is not None:
-            os.sched_setaffinity(0, {client_cpu})
-        samples = bench_overhead.run(
-            base_urls,
-            clients=clients,
-            concurrencies=concurrencies,
-            requests=requests,
-            max_seconds=max_seconds,
-            repeats=repeats,
-        )
-    machine["loadavg_after"] = os.getloadavg()
-    machine["duration_s"] = round(time.time() - started, 1)
-
+    command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
     out.mkdir(parents=True, exist_ok=True)
-    summary = bench_overhead.summarise(samples)
-    results = {
-        "machine": machine,
-        "config": config,
-        "scenarios": {
-            "overhead": {
-                "summary": summary,
-                "samples": [sample.as_dict() for sample in samples],
+    path = out / "results.json"
+    results: dict[str, Any] = {"scenarios": {}}
+    if set(args.scenarios) != set(SCENARIOS) and path.exists():
+        results = json.loads(path.read_text())  # keep the scenarios not run now
+    started = time.time()
+    if "overhead" in args.scenarios:
+        machine = describe_machine(client_cpu=client_cpu, server_cpu=server_cpu)
+        config = {
+            "quick": args.quick,
+            "repeats": repeats,
+            "requests_per_cell": requests,
+            "max_seconds_per_cell": max_seconds,
+            "concurrencies": concurrencies,
+            "clients": clients,
+            "command": command,
+        }
+        with ExitStack() as servers:
+            kinds = sorted({bench_overhead.CLIENTS[name].server for name in clients})
+            base_urls = {
+                kind: servers.enter_context(server_process(server_cpu, kind)) for kind in kinds
             }
-        },
-    }
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+            if client_cpu is not None:
+                os.sched_setaffinity(0, {client_cpu})
+            samples = bench_overhead.run(
+                base_urls,
+                clients=clients,
+                concurrencies=concurrencies,
+                requests=requests,
+                max_seconds=max_seconds,
+                repeats=repeats,
+            )
+        machine["loadavg_after"] = os.getloadavg()
+        machine["duration_s"] = round(time.time() - started, 1)
+        results["machine"], results["config"] = machine, config
+        results["scenarios"]["overhead"] = {
+            "summary": bench_overhead.summarise(samples),
+            "samples": [sample.as_dict() for sample in samples],
+        }
+    for name in ("batch", "memory"):
+        if name not in args.scenarios:
+            continue
+        began = time.time()
+        machine = describe_machine(client_cpu=client_cpu, server_cpu=server_cpu)
+        with server_process(server_cpu, "batch") as base_url:
+            if client_cpu is not None:
+                os.sched_setaffinity(0, {client_cpu})
+            if name == "batch":
+                scenario = bench_batch.run(base_url, quick=args.quick)
+            else:
+                scenario = bench_memory.run(base_url, quick=args.quick, cpu=client_cpu)
+        machine["loadavg_after"] = os.getloadavg()
+        machine["duration_s"] = round(time.time() - began, 1)
+        results["scenarios"][name] = {"machine": machine, "command": command, **scenario}
+
+    path.write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(report.markdown(results))
     plots = report.plots(results, out)
-    print(f"wrote {out / 'results.json'}, {out / 'results.md'}, " + ", ".join(map(str, plots)))
+    print(f"wrote {path}, {out / 'results.md'}, " + ", ".join(map(str, plots)))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import report_batch
 from benchmarks.bench_overhead import BASELINES, CLIENTS, OPERATIONS
 
 
@@ -40,11 +41,24 @@ def _ratio(value: float | None) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The whole report: machine, command, and one set of tables per operation."""
+    """The whole report: every scenario present in *results*."""
+    scenarios = results["scenarios"]
+    lines = ["# Benchmark results", ""]
+    if "overhead" in scenarios:
+        lines += _overhead_markdown(results)
+    if "batch" in scenarios:
+        lines += report_batch.batch_markdown(scenarios["batch"])
+    if "memory" in scenarios:
+        lines += report_batch.memory_markdown(scenarios["memory"])
+    return "\n".join(lines)
+
+
+def _overhead_markdown(results: dict[str, Any]) -> list[str]:
+    """Scenario 1: machine, command, and one set of tables per operation."""
     machine, config = results["machine"], results["config"]
     packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items() if v)
     lines = [
-        "# Benchmark results",
+        "## Scenario 1: per-request overhead",
         "",
         f"Command: `{config['command'].strip()}` ({config['repeats']} repeat(s), "
         f"up to {config['requests_per_cell']} requests or {config['max_seconds_per_cell']} s "
@@ -63,14 +77,14 @@ def markdown(results: dict[str, Any]) -> str:
             continue
         header = "| client | " + " | ".join(f"c={c}" for c in concurrencies) + " |"
         rule = "|---|" + "---:|" * len(concurrencies)
-        lines += [f"## `{operation}`: client CPU µs per request", "", header, rule]
+        lines += [f"### `{operation}`: client CPU µs per request", "", header, rule]
         for name in clients:
             values = [
                 _range(cells[(name, c)], "cpu_us", ".0f") if (name, c) in cells else "-"
                 for c in concurrencies
             ]
             lines.append(f"| {CLIENTS[name].label} | " + " | ".join(values) + " |")
-        lines += ["", f"## `{operation}`: requests/s", "", header, rule]
+        lines += ["", f"### `{operation}`: requests/s", "", header, rule]
         for name in clients:
             values = [
                 _range(cells[(name, c)], "per_s", ".0f") if (name, c) in cells else "-"
@@ -79,7 +93,7 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {CLIENTS[name].label} | " + " | ".join(values) + " |")
         lines += [
             "",
-            f"## `{operation}`: CPU per request relative to the baselines (lower is better)",
+            f"### `{operation}`: CPU per request relative to the baselines (lower is better)",
             "",
             "Each cell: vs httpx defaults / vs hand-written aiohttp"
             " / vs the raw httpx loop on the same transport (SDK rows only).",
@@ -106,10 +120,18 @@ def markdown(results: dict[str, Any]) -> str:
         "![requests per second](overhead_rps.png)",
         "",
     ]
-    return "\n".join(lines)
+    return lines
 
 
 def plots(results: dict[str, Any], out: Path) -> list[Path]:
+    """Write the PNG plots of every scenario present in *results*."""
+    written = _overhead_plots(results, out) if "overhead" in results["scenarios"] else []
+    if "batch" in results["scenarios"]:
+        written.append(report_batch.batch_plot(results["scenarios"]["batch"], out))
+    return written
+
+
+def _overhead_plots(results: dict[str, Any], out: Path) -> list[Path]:
     """Write CPU-per-request and requests/s against concurrency, one panel per operation."""
     import matplotlib
 

@@ -1,0 +1,112 @@
+"""Markdown tables and PNG plots of scenarios 2 (a full batch) and 3 (memory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_batch import CLIENT_LABELS
+
+
+def _machine_line(machine: dict[str, Any]) -> str:
+    return (
+        f"Machine: {machine['cpu_model']}, {machine['nproc']} CPUs (client pinned to CPU "
+        f"{machine['client_cpu']}, server to CPU {machine['server_cpu']}), Python "
+        f"{machine['python']}. Load average before/after: "
+        f"{machine['loadavg_before'][0]:.2f} / {machine['loadavg_after'][0]:.2f}."
+    )
+
+
+def batch_markdown(scenario: dict[str, Any]) -> list[str]:
+    """Scenario 2's table: one row per case and client."""
+    lines = [
+        "## Scenario 2: a full batch",
+        "",
+        f"Command: `{scenario['command']}`. " + _machine_line(scenario["machine"]),
+        "",
+        "Status requests are GET job + GET app, as the client counted them (the server's count "
+        "agrees). Delay: the client's `time.monotonic()` when it learned a job's outcome minus "
+        "the job's finish on the server (same clock), as a % of the job's run time (mean: mean "
+        "delay over mean run time; p95: 95th percentile of delay / run time per job). Ideal: "
+        "the last job's finish on the server, from the batch's start. Ratios are against the "
+        "aiohttp loop (every job polled once a second) on the same case in the same run.",
+        "",
+        "| case | client | in flight / poll rate | status req/job | mean delay | p95 delay "
+        "| wall / ideal | CPU ms/job | CPU vs baseline | load |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in scenario["runs"]:
+        rate = f" / {row['poll_rate']:g}/s" if row["poll_rate"] else ""
+        lines.append(
+            f"| {row['label']}{', ' + str(row['workers']) + ' workers' if row['workers'] else ''}"
+            f" | {CLIENT_LABELS[row['client']]} | {row['max_in_flight']:,}{rate}"
+            f" | {row['status_requests_per_job']:.2f}"
+            f" | {row['mean_delay_pct']:.1f} % ({row['mean_delay_s']:.2f} s)"
+            f" | {row['p95_delay_pct']:.1f} %"
+            f" | {row['wall_s']:.1f} s / {row['ideal_s']:.1f} s"
+            f" | {row['cpu_ms_per_job']:.2f} | {row['cpu_vs_baseline']:.2f}x"
+            f" | {row['loadavg']:.2f} |"
+        )
+    lines += ["", "![detection delay against submit time](batch_delay.png)", ""]
+    return lines
+
+
+def memory_markdown(scenario: dict[str, Any]) -> list[str]:
+    """Scenario 3's table: peak RSS per case, and the 1,000,000-vs-10,000 ratio."""
+    lines = [
+        "## Scenario 3: memory",
+        "",
+        f"Command: `{scenario['command']}`. " + _machine_line(scenario["machine"]),
+        "",
+        "Peak RSS is `VmHWM` (/proc/self/status) of a fresh child process per case "
+        "(interpreter and imports included; `import only` is that floor, without aiohttp). "
+        "Inputs come from a generator and outcomes are not kept.",
+        "",
+        "| case | transport | jobs | max in flight | peak RSS | over import floor | wall | "
+        "CPU µs/job |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {row['label']} | {row['transport']} | {row['jobs']:,} | "
+        f"{row['max_in_flight']:,} | {row['maxrss_mb']:.1f} MB | "
+        f"{row['maxrss_mb'] - scenario['floor_mb']:.1f} MB | {row['wall_s']:.1f} s | "
+        f"{1e6 * row['cpu_s'] / max(row['jobs'], 1):.0f} |"
+        for row in scenario["runs"]
+    ]
+    ratio = scenario.get("large_vs_small")
+    if ratio is not None:
+        lines += [
+            "",
+            f"Peak RSS, {scenario['large']:,} lazy inputs vs {scenario['small']:,}: "
+            f"**{ratio:.3f}x** (target: at most 1.10x).",
+        ]
+    lines.append("")
+    return lines
+
+
+def batch_plot(scenario: dict[str, Any], out: Path) -> Path:
+    """Detection delay against submit order for each run of the largest target case."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    traces = scenario.get("traces", {})
+    fig, axes = plt.subplots(
+        1, max(1, len(traces)), figsize=(12, 4.6), sharey=True, layout="constrained"
+    )
+    axes = axes if hasattr(axes, "__len__") else [axes]
+    for ax, (name, trace) in zip(axes, traces.items(), strict=False):
+        for client, points in trace.items():
+            xs = [p[0] for p in points]
+            ys = [p[1] for p in points]
+            ax.scatter(xs, ys, s=2, alpha=0.4, label=CLIENT_LABELS[client])
+        ax.set_title(name)
+        ax.set_xlabel("job submitted at (s from the batch's start)")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("detection delay (s)")
+    axes[0].legend(markerscale=5, fontsize=8)
+    path = out / "batch_delay.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
