@@ -268,7 +268,9 @@ def run(
     traces: dict[str, dict[str, list[list[float]]]] = {}
     all_cases = cases(quick)
     for case in all_cases:
-        for client in clients:
+        # The SDK over httpx's own transport (what trio uses), once, on the 1,000-job case.
+        extra = ("sdk-httpx",) if case.name == "batch-1k" else ()
+        for client in (*clients, *extra):
             row, trace = measure(base_url, case, client)
             rows.append(row)
             traces.setdefault(case.label, {})[client] = trace
