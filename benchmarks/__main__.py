@@ -87,10 +87,16 @@ def main(argv: list[str] | None = None) -> None:
         "--scenarios",
         nargs="+",
         choices=SCENARIOS,
-        default=list(SCENARIOS),
-        help="which scenarios to run (default all); others keep their figures in results.json",
+        help="which scenarios to run (default: all, or only overhead when an overhead option "
+        "such as --clients is given); the others keep their figures in results.json",
     )
     args = parser.parse_args(argv)
+    if args.scenarios is None:
+        overhead_only = any(
+            getattr(args, name) is not None
+            for name in ("repeats", "requests", "max_seconds", "concurrency", "clients")
+        )
+        args.scenarios = ["overhead"] if overhead_only else list(SCENARIOS)
 
     if args.quick:
         out = args.out or RESULTS / "quick"
