@@ -272,7 +272,9 @@ class Batch:
             started = clock.now()
             scheduler.sweeping = True
             while True:
-                await clock.sleep(min(2.0, max(0.1, 0.04 * (clock.now() - started))))
+                # A tick of 4 % of the run time (or of the time so far, before one is known).
+                span = scheduler.model.minimum if len(scheduler.model) else clock.now() - started
+                await clock.sleep(min(2.0, max(0.1, 0.04 * span)))
                 if not scheduler.parked:
                     continue
                 try:
@@ -281,12 +283,20 @@ class Batch:
                     continue
                 finally:
                     self._counter.status_requests += 1
-                if app.jobs is None:
+                counters = app.jobs
+                if counters is None:
                     scheduler.stop_sweeping(clock.now())
                     return
-                unseen = app.jobs.completed + app.jobs.failed - baseline - self._observed_done
+                scheduler.queueing = counters.in_queue > 0
+                unseen = counters.completed + counters.failed - baseline - self._observed_done
+                if unseen <= 0:
+                    continue
                 now = clock.now()
                 candidates = scheduler.sweepable(now)
+                if scheduler.queueing:
+                    # Jobs start in submission order, so the unseen finished ones are among
+                    # the oldest (running + finished) of them.
+                    candidates = candidates[: counters.in_progress + unseen]
                 if candidates and unseen >= threshold * len(candidates):
                     scheduler.sweep(now, candidates)
                     self._poke(-math.inf)

@@ -174,8 +174,11 @@ class PollScheduler(Generic[K]):
         #: Hold jobs submitted before the model matured (a cohort) until `sweep()` is
         #: called; the batch sweeps when the app's job counters say enough have finished.
         self.sweeping = False
+        #: Set by the batch while the app reports queued jobs: finishes then come in
+        #: submission order, so every job waits for oldest-first sweeps.
+        self.queueing = False
         self.sweep_threshold = sweep_threshold
-        self.mature_samples = 8
+        self.mature_samples = 3
         self._seq = itertools.count()
         self._added = 0
 
@@ -206,7 +209,7 @@ class PollScheduler(Generic[K]):
             bool(self.model.plan) and self._added % self.scout_every == 0
         )
         job = _Tracked(submitted_at, scout, math.inf if deadline is None else deadline)
-        job.cohort = not scout and len(self.model) < self.mature_samples
+        job.cohort = not scout and (len(self.model) < self.mature_samples or self.queueing)
         self._jobs[key] = job
         if not known_age:
             self._push(key, submitted_at)
@@ -292,15 +295,18 @@ class PollScheduler(Generic[K]):
         Once a run time has been measured, younger jobs (refills submitted since) cannot
         be done yet: counting them would hold back the sweep of the old ones.
         """
-        if not len(self.model):
-            return list(self._parked)
-        oldest_start = now - self.model.minimum * 0.9
         jobs = self._jobs
-        return [key for key in self._parked if jobs[key].submitted_at <= oldest_start]
+        if not len(self.model):
+            keys = list(self._parked)
+        else:
+            oldest_start = now - self.model.minimum * 0.9
+            keys = [key for key in self._parked if jobs[key].submitted_at <= oldest_start]
+        keys.sort(key=lambda key: jobs[key].submitted_at)  # oldest, likeliest done, first
+        return keys
 
     def sweep(self, now: float, keys: list[K]) -> int:
-        """Make the parked jobs *keys* due at *now*; returns how many."""
-        for key in keys:
+        """Make the parked jobs *keys* due at *now*, in their order; returns how many."""
+        for key in keys:  # same time: the heap keeps push order (by sequence number)
             if key in self._parked:
                 self._push(key, now)
         return len(keys)
