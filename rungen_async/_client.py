@@ -103,19 +103,20 @@ class AsyncRunGen:
         if http_client is not None and transport is not None:
             raise ValueError("pass http_client or transport, not both")
         check_workers("max_connections", max_connections, minimum=1)
+        direct: httpx.AsyncBaseTransport | None = None
+        http_timeout = _make_timeout(timeout)
         if http_client is None:
+            direct = transport or default_transport(
+                limits=httpx.Limits(
+                    max_connections=max_connections,
+                    max_keepalive_connections=min(
+                        max_connections, DEFAULT_MAX_KEEPALIVE_CONNECTIONS
+                    ),
+                )
+            )
+            # The client owns the transport's lifecycle; requests go to the transport.
             http_client = httpx.AsyncClient(
-                transport=transport
-                or default_transport(
-                    limits=httpx.Limits(
-                        max_connections=max_connections,
-                        max_keepalive_connections=min(
-                            max_connections, DEFAULT_MAX_KEEPALIVE_CONNECTIONS
-                        ),
-                    )
-                ),
-                timeout=_make_timeout(timeout),
-                follow_redirects=False,
+                transport=direct, timeout=http_timeout, follow_redirects=False
             )
             owns_http = True
         else:
@@ -128,6 +129,8 @@ class AsyncRunGen:
             retry=retry or RetryPolicy(),
             clock=clock or SystemClock(),
             user_id=user,
+            direct=direct,
+            timeout=http_timeout,
         )
         self._team_id = team
         self._headers = self._core.headers_for(team)
