@@ -51,7 +51,6 @@ class Core:
         "owns_http",
         "paused_until",
         "rate_limit_listeners",
-        "request_count",
         "retry",
         "retry_count",
         "user_id",
@@ -86,7 +85,6 @@ class Core:
         self.paused_until = 0.0
         # Told of every 429 (with its Retry-After): running batches shrink their concurrency.
         self.rate_limit_listeners: list[Callable[[float | None], None]] = []
-        self.request_count = 0
         self.retry_count = 0
 
     def headers_for(self, team_id: str | None) -> dict[str, str]:
@@ -131,7 +129,6 @@ class Core:
             attempt += 1
             if core.paused_until and core.clock.now() < core.paused_until:
                 await core.clock.sleep(core.paused_until - core.clock.now())
-            core.request_count += 1
             try:
                 response = await core.send(method, url, content, headers)
             except httpx.TransportError as exc:
