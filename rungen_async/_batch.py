@@ -275,6 +275,8 @@ class Batch:
                 # A tick of 4 % of the run time (or of the time so far, before one is known).
                 span = scheduler.model.minimum if len(scheduler.model) else clock.now() - started
                 await clock.sleep(min(2.0, max(0.1, 0.04 * span)))
+                if not (self._feeding or self._pending_submits or self._items):
+                    return
                 if not scheduler.parked:
                     continue
                 try:
