@@ -38,8 +38,7 @@ def batch_markdown(scenario: dict[str, Any]) -> list[str]:
     for row in scenario["runs"]:
         rate = f" / {row['poll_rate']:g}/s" if row["poll_rate"] else ""
         lines.append(
-            f"| {row['label']}{', ' + str(row['workers']) + ' workers' if row['workers'] else ''}"
-            f" | {CLIENT_LABELS[row['client']]} | {row['max_in_flight']:,}{rate}"
+            f"| {row['label']} | {CLIENT_LABELS[row['client']]} | {row['max_in_flight']:,}{rate}"
             f" | {row['status_requests_per_job']:.2f}"
             f" | {row['mean_delay_pct']:.1f} % ({row['mean_delay_s']:.2f} s)"
             f" | {row['p95_delay_pct']:.1f} %"
@@ -67,10 +66,10 @@ def memory_markdown(scenario: dict[str, Any]) -> list[str]:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {row['label']} | {row['transport']} | {row['jobs']:,} | "
+        f"| {row['label']} | {row['transport'] if row['jobs'] else '-'} | {row['jobs']:,} | "
         f"{row['max_in_flight']:,} | {row['maxrss_mb']:.1f} MB | "
         f"{row['maxrss_mb'] - scenario['floor_mb']:.1f} MB | {row['wall_s']:.1f} s | "
-        f"{1e6 * row['cpu_s'] / max(row['jobs'], 1):.0f} |"
+        + (f"{1e6 * row['cpu_s'] / row['jobs']:.0f} |" if row["jobs"] else "- |")
         for row in scenario["runs"]
     ]
     ratio = scenario.get("large_vs_small")
@@ -104,8 +103,8 @@ def batch_plot(scenario: dict[str, Any], out: Path) -> Path:
         ax.set_title(name)
         ax.set_xlabel("job submitted at (s from the batch's start)")
         ax.grid(True, alpha=0.3)
+        ax.legend(markerscale=5, fontsize=8)
     axes[0].set_ylabel("detection delay (s)")
-    axes[0].legend(markerscale=5, fontsize=8)
     path = out / "batch_delay.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
