@@ -28,20 +28,15 @@ It prints ``READY <port>`` once listening and exits when its stdin closes or on 
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import bisect
 import heapq
 import json
-import os
 import random
-import signal
-import sys
 import time
 from collections import Counter
 from typing import Any
 
-from benchmarks.server import _job_id, _response
+from benchmarks.server import _job_id, _response, run, serve_http
 
 _CREATED_T = "2025-03-02T09:05:12"
 _CREATED_S = "2025-03-02 09:05:12"
@@ -206,70 +201,14 @@ def handle(method: bytes, target: bytes, head: bytes, lowered: bytes, body: byte
     return _NOT_FOUND
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection; handles pipelined requests in order."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self._transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self._buffer + data if self._buffer else data
-        out = []
-        close = False
-        while True:
-            end_of_head = buffer.find(b"\r\n\r\n")
-            if end_of_head < 0:
-                break
-            head = buffer[:end_of_head]
-            lowered = head.lower()
-            length = 0
-            at = lowered.find(b"\r\ncontent-length:")
-            if at >= 0:
-                line_end = lowered.find(b"\r\n", at + 2)
-                length = int(head[at + 17 : line_end if line_end >= 0 else None])
-            end = end_of_head + 4 + length
-            if len(buffer) < end:
-                break
-            body = buffer[end_of_head + 4 : end]
-            buffer = buffer[end:]
-            close = close or b"\r\nconnection: close" in lowered
-            method, _, rest = head.partition(b" ")
-            out.append(handle(method, rest.partition(b" ")[0], head, lowered, body))
-        self._buffer = buffer
-        assert self._transport is not None
-        if out:
-            self._transport.write(b"".join(out) if len(out) > 1 else out[0])
-        if close:
-            self._transport.close()
-
-
 async def serve(port: int) -> None:
     """Serve until stdin closes or SIGTERM arrives."""
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(_Connection, "127.0.0.1", port, backlog=4096)
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(0, 4096) else None)
-    print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
-    await stop.wait()
-    server.close()
+    await serve_http(port, handle)
 
 
 def main() -> None:
     """Parse arguments, pin to a CPU if asked, and serve."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
-    args = parser.parse_args()
-    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {args.cpu})
-    asyncio.run(serve(args.port))
+    run(serve, __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

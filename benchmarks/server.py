@@ -20,6 +20,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 INPUT = {"prompt": "a lighthouse at dawn, watercolor", "height": 1024, "width": 1024}
 _INPUT_JSON = json.dumps(INPUT).encode()
@@ -62,11 +64,26 @@ def completed(job_id: bytes) -> bytes:
 _NOT_FOUND = _response(b"404 Not Found", b'{"error": "no such endpoint"}')
 _counter = itertools.count(1)
 
+#: Answers one request: (method, request target, head, lowercased head, body) -> response.
+Handler = Callable[[bytes, bytes, bytes, bytes, bytes], bytes]
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection; handles pipelined requests in order."""
 
-    def __init__(self) -> None:
+def handle(method: bytes, target: bytes, head: bytes, lowered: bytes, body: bytes) -> bytes:
+    """Answer the two endpoints the overhead benchmark calls."""
+    parts = target.partition(b"?")[0].split(b"/")
+    # ["", "app", app_id, "run_async"] or ["", "app", app_id, "job", job_id]
+    if method == b"POST" and len(parts) == 4 and parts[3] == b"run_async":
+        return submitted(parts[2], next(_counter))
+    if method == b"GET" and len(parts) == 5 and parts[3] == b"job":
+        return completed(parts[4])
+    return _NOT_FOUND
+
+
+class HTTPConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection; answers pipelined requests in order."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
         self._buffer = b""
         self._transport: asyncio.Transport | None = None
 
@@ -92,17 +109,11 @@ class _Connection(asyncio.Protocol):
             end = end_of_head + 4 + length
             if len(buffer) < end:
                 break
+            body = buffer[end_of_head + 4 : end]
             buffer = buffer[end:]
             close = close or b"\r\nconnection: close" in lowered
             method, _, rest = head.partition(b" ")
-            parts = rest.partition(b" ")[0].partition(b"?")[0].split(b"/")
-            # ["", "app", app_id, "run_async"] or ["", "app", app_id, "job", job_id]
-            if method == b"POST" and len(parts) == 4 and parts[3] == b"run_async":
-                out.append(submitted(parts[2], next(_counter)))
-            elif method == b"GET" and len(parts) == 5 and parts[3] == b"job":
-                out.append(completed(parts[4]))
-            else:
-                out.append(_NOT_FOUND)
+            out.append(self._handler(method, rest.partition(b" ")[0], head, lowered, body))
         self._buffer = buffer
         assert self._transport is not None
         if out:
@@ -111,28 +122,47 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
 
-async def serve(port: int) -> None:
-    """Serve until stdin closes or SIGTERM arrives."""
+def stop_event() -> asyncio.Event:
+    """An event set by SIGTERM, SIGINT or the end of stdin (the benchmark that started us)."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(_Connection, "127.0.0.1", port, backlog=4096)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(0, 4096) else None)
+    return stop
+
+
+async def serve_http(port: int, handler: Handler) -> None:
+    """Serve *handler* over HTTP/1.1 on loopback until `stop_event()` fires."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: HTTPConnection(handler), "127.0.0.1", port, backlog=4096
+    )
+    stop = stop_event()
     print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
     await stop.wait()
     server.close()
 
 
-def main() -> None:
-    """Parse arguments, pin to a CPU if asked, and serve."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+async def serve(port: int) -> None:
+    """Serve until stdin closes or SIGTERM arrives."""
+    await serve_http(port, handle)
+
+
+def run(serve: Callable[[int], Coroutine[Any, Any, None]], description: str) -> None:
+    """Parse ``--port`` and ``--cpu``, pin to that CPU if asked, and run *serve*."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
     args = parser.parse_args()
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
     asyncio.run(serve(args.port))
+
+
+def main() -> None:
+    """Parse arguments, pin to a CPU if asked, and serve."""
+    run(serve, __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

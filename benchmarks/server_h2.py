@@ -8,17 +8,13 @@ client's. Same endpoints and answers as `benchmarks.server`; same ``READY <port>
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
-import os
-import signal
 import socket
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from benchmarks.server import completed, submitted
+from benchmarks.server import completed, run, stop_event, submitted
 
 _counter = itertools.count(1)
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -75,11 +71,7 @@ async def serve(port: int) -> None:
     config.errorlog = None
     config.h2_max_concurrent_streams = 1000
     config.keep_alive_max_requests = 10**9  # its default of 1,000 sends GOAWAY mid-run
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(0, 4096) else None)
+    stop = stop_event()
     task = asyncio.create_task(hypercorn_serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
     await asyncio.sleep(0.5)  # hypercorn has no "listening" callback
     print(f"READY {port}", flush=True)
@@ -88,13 +80,7 @@ async def serve(port: int) -> None:
 
 def main() -> None:
     """Parse arguments, pin to a CPU if asked, and serve."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
-    args = parser.parse_args()
-    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {args.cpu})
-    asyncio.run(serve(args.port))
+    run(serve, __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":
