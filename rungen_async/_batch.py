@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -38,6 +39,7 @@ from ._journal import Journal
 from ._models import Job, JobStatus
 from ._scheduler import PollScheduler
 from ._serde import structure_job
+from ._validation import check_id
 
 if TYPE_CHECKING:
     from ._client import AsyncRunGen
@@ -88,8 +90,6 @@ class Batch:
         on_progress: ProgressCallback | None,
         scheduler: PollScheduler[int] | None,
     ) -> None:
-        from ._validation import check_id
-
         check_id("app_id", app_id)
         for name, value in (("max_concurrency", max_concurrency), ("max_in_flight", max_in_flight)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -126,7 +126,6 @@ class Batch:
         self._watch_scope: anyio.CancelScope | None = None
         self._observed_done = 0
         self._finished = False
-        self._deadline_hit = False
         #: Job ids cancelled remotely when the batch was left early.
         self.cancelled_job_ids: list[str] = []
         #: Job ids left running remotely when the batch was left early.
@@ -160,8 +159,6 @@ class Batch:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        import uuid
-
         if self._journal_path is not None:
             try:
                 self._journal = Journal(
@@ -244,7 +241,6 @@ class Batch:
         with anyio.CancelScope() as scope:
             self._watchdog_scope = scope
             await self._clock.sleep(self._deadline)
-            self._deadline_hit = True
             assert self._tg is not None
             # Ends the caller's `async with` too; __aexit__ then stops what is in flight.
             self._tg.cancel_scope.cancel()

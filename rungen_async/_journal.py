@@ -74,11 +74,6 @@ class Journal:
                 {"event": "batch", "version": _VERSION, "batch_id": self.batch_id, "app_id": app_id}
             )
 
-    @property
-    def resuming(self) -> bool:
-        """Whether an earlier run left work behind in this journal."""
-        return bool(self.finished or self.submitted or self.submitting)
-
     def _read(self) -> dict[str, Any] | None:
         try:
             data = self.path.read_bytes()

@@ -185,9 +185,6 @@ class PollScheduler(Generic[K]):
     def __len__(self) -> int:
         return len(self._jobs)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._jobs
-
     def add(
         self,
         key: K,
