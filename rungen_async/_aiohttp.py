@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
+import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
 import httpx
@@ -24,8 +26,9 @@ import sniffio
 if TYPE_CHECKING:
     import aiohttp
     from multidict import CIMultiDict
+    from yarl import URL
 
-__all__ = ["AiohttpTransport", "AutoTransport", "default_transport"]
+__all__ = ["AiohttpTransport", "AutoTransport", "default_transport", "httpx_is_patched"]
 
 DEFAULT_LIMIT: Final = 64
 DEFAULT_KEEPALIVE_EXPIRY: Final = 5.0  # httpx.Limits' default
@@ -189,26 +192,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send *request* and return its response with the body already read."""
-        session = self._session
-        loop = self._loop
-        if session is None or loop is not asyncio.get_running_loop():
-            session = self._open()
-            loop = self._loop
-            assert loop is not None
-
-        timeouts = request.extensions.get("timeout")
-        if timeouts is None:
-            connect = read = pool = None
-        else:
-            connect = timeouts.get("connect")
-            read = timeouts.get("read")
-            pool = timeouts.get("pool")
-        key = self._timeout_key
-        if key is not None and key[0] == connect and key[1] == read:
-            client_timeout = self._timeout
-        else:
-            client_timeout = self._client_timeout(connect, read)
-
         headers = request.headers
         method = request.method
         try:
@@ -225,38 +208,81 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             skip: tuple[str, ...] | None = None
         else:
             skip = _AUTO_HEADERS
+        response, content = await self._exchange(
+            method,
+            self._url_type(str(request.url), encoded=True),  # httpx percent-encoded it
+            wire_headers,
+            body or None,
+            skip,
+            request.extensions.get("timeout"),
+            request,
+        )
+        return to_httpx_response(response, content, request)
+
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeouts: Mapping[str, float | None] | None,
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
+        """
+        Send one request without building httpx objects; return the response and its body.
+
+        The SDK's own fast lane: *url* must already be percent-encoded and *headers* must
+        name ``User-Agent``, ``Accept``, ``Accept-Encoding`` (and ``Content-Type`` with a
+        body), so aiohttp adds nothing. The body is returned as sent (not decoded); errors
+        are the same httpx exceptions `handle_async_request` raises, carrying a request
+        without headers.
+        """
+        return await self._exchange(
+            method, self._url_type(url, encoded=True), headers, body, None, timeouts, None
+        )
+
+    async def _exchange(
+        self,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        skip: tuple[str, ...] | None,
+        timeouts: Mapping[str, float | None] | None,
+        request: httpx.Request | None,
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
+        session = self._session
+        loop = self._loop
+        if session is None or loop is not asyncio.get_running_loop():
+            session = self._open()
+            loop = self._loop
+            assert loop is not None
+        if timeouts is None:
+            connect = read = pool = None
+        else:
+            connect = timeouts.get("connect")
+            read = timeouts.get("read")
+            pool = timeouts.get("pool")
+        key = self._timeout_key
+        if key is not None and key[0] == connect and key[1] == read:
+            client_timeout = self._timeout
+        else:
+            client_timeout = self._client_timeout(connect, read)
 
         slots = self._slots
         if slots is not None and not slots.try_acquire():
             try:
                 await slots.acquire(loop, pool)
             except TimeoutError as exc:
-                raise httpx.PoolTimeout("timed out waiting for a connection") from exc
-        try:
-            return await self._send(
-                session, request, method, wire_headers, body, skip, client_timeout
-            )
-        finally:
-            if slots is not None:
-                slots.release()
-
-    async def _send(
-        self,
-        session: aiohttp.ClientSession,
-        request: httpx.Request,
-        method: str,
-        headers: CIMultiDict[str],
-        body: bytes,
-        skip: tuple[str, ...] | None,
-        client_timeout: aiohttp.ClientTimeout | None,
-    ) -> httpx.Response:
+                raise httpx.PoolTimeout(
+                    "timed out waiting for a connection", request=request or _bare(method, url)
+                ) from exc
         response: aiohttp.ClientResponse | None = None
         try:
             response = await session.request(
                 method,
-                self._url_type(str(request.url), encoded=True),  # httpx percent-encoded it
+                url,
                 headers=headers,
-                data=body or None,
+                data=body,
                 skip_auto_headers=skip,
                 allow_redirects=False,  # httpx follows redirects itself
                 timeout=client_timeout,
@@ -265,21 +291,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except self._client_error as exc:
             if response is not None:
                 response.close()
-            raise _to_httpx(exc, request) from exc
+            raise _to_httpx(exc, request or _bare(method, url)) from exc
         except BaseException:  # cancelled: drop the half-read connection
             if response is not None:
                 response.close()
             raise
-        return httpx.Response(
-            response.status,
-            headers=response.raw_headers,
-            stream=httpx.ByteStream(content),
-            request=request,
-            extensions={
-                "http_version": _http_version(response.version),
-                "reason_phrase": (response.reason or "").encode("ascii", "replace"),
-            },
-        )
+        finally:
+            if slots is not None:
+                slots.release()
+        return response, content
 
     async def aclose(self) -> None:
         """Close the session and its connections; the transport cannot be reused."""
@@ -287,6 +307,27 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def to_httpx_response(
+    response: aiohttp.ClientResponse, content: bytes, request: httpx.Request
+) -> httpx.Response:
+    """The httpx form of an aiohttp response whose body *content* was read."""
+    return httpx.Response(
+        response.status,
+        headers=response.raw_headers,
+        stream=httpx.ByteStream(content),
+        request=request,
+        extensions={
+            "http_version": _http_version(response.version),
+            "reason_phrase": (response.reason or "").encode("ascii", "replace"),
+        },
+    )
+
+
+def _bare(method: str, url: URL) -> httpx.Request:
+    """A request for an httpx exception to carry: method and URL, no headers (no key)."""
+    return httpx.Request(method, str(url))
 
 
 def _http_version(version: tuple[int, int] | None) -> bytes:
@@ -349,6 +390,7 @@ class AutoTransport(httpx.AsyncBaseTransport):
         self._verify = verify
         self._prefer_aiohttp = prefer_aiohttp
         self._inner: httpx.AsyncBaseTransport | None = None
+        self._mocked: httpx.AsyncBaseTransport | None = None
 
     @property
     def chosen(self) -> httpx.AsyncBaseTransport | None:
@@ -377,13 +419,49 @@ class AutoTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send *request* through the chosen transport, choosing it on the first call."""
+        if httpx_is_patched():
+            # A test mock (respx, pytest-httpx) hooks httpx's own transport: go through it.
+            fallback = self._mocked or self._mocked_transport()
+            return await fallback.handle_async_request(request)
         inner = self._inner or self._choose()
         return await inner.handle_async_request(request)
+
+    def _mocked_transport(self) -> httpx.AsyncBaseTransport:
+        self._mocked = httpx.AsyncHTTPTransport(limits=self._limits, verify=self._verify)
+        return self._mocked
 
     async def aclose(self) -> None:
         """Close the chosen transport, if one was chosen."""
         if self._inner is not None:
             await self._inner.aclose()
+        if self._mocked is not None:
+            await self._mocked.aclose()
+
+
+_HTTPX_SEND: Final = "httpx._transports.default"
+_HTTPX_CLIENT: Final = "httpx._client"
+_HTTPCORE_POOL: Final = "httpcore._async.connection_pool"
+
+
+def httpx_is_patched() -> bool:
+    """
+    Whether a test mock has replaced httpx's or httpcore's send path in this process.
+
+    respx patches ``httpcore.AsyncConnectionPool.handle_async_request`` (or, with
+    ``using="httpx"``, ``httpx.AsyncClient._transport_for_url``) and pytest-httpx patches
+    ``httpx.AsyncHTTPTransport.handle_async_request``. While one is active, the SDK sends
+    through httpx's own client and transport so the mock sees every request.
+    """
+    if (
+        getattr(httpx.AsyncHTTPTransport.handle_async_request, "__module__", None) != _HTTPX_SEND
+        or getattr(httpx.AsyncClient._transport_for_url, "__module__", None) != _HTTPX_CLIENT
+    ):
+        return True
+    httpcore = sys.modules.get("httpcore")
+    return httpcore is not None and (
+        getattr(httpcore.AsyncConnectionPool.handle_async_request, "__module__", None)
+        != _HTTPCORE_POOL
+    )
 
 
 def default_transport(

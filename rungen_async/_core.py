@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from ._aiohttp import AiohttpTransport, AutoTransport, httpx_is_patched, to_httpx_response
 from ._clock import Clock
 from ._config import USER_AGENT
 from ._exceptions import (
@@ -47,6 +48,7 @@ class Core:
         "clock",
         "direct",
         "extensions",
+        "fast",
         "http",
         "owns_http",
         "paused_until",
@@ -74,6 +76,10 @@ class Core:
         # httpx.AsyncClient's per-request machinery (merging, cookies, auth and redirect
         # loops, event hooks) costs more CPU than the rest of the SDK (benchmarks/README.md).
         self.direct = direct
+        # With aiohttp underneath, the client skips httpx's Request and Response objects
+        # too: building them is over half the CPU of a poll (benchmarks/README.md).
+        # (Only for a base URL already in its percent-encoded form, which aiohttp takes as is.)
+        self.fast = direct if isinstance(direct, AiohttpTransport) and _encoded(base_url) else None
         self.extensions = {"timeout": (timeout or httpx.Timeout(None)).as_dict()}
         self.base_url = base_url
         self.http = http
@@ -158,6 +164,7 @@ class Core:
             status = response.status_code
             if status < 400:
                 return _decode(response, method, path)
+            assert isinstance(response, httpx.Response)  # a Reply is always a success
             retry_after = (
                 parse_retry_after(response.headers.get("retry-after"))
                 if status in (429, 503)
@@ -188,10 +195,27 @@ class Core:
 
     async def send(
         self, method: str, url: str, content: bytes | None, headers: Mapping[str, str]
-    ) -> httpx.Response:
-        """Send one request and read its body: straight to the transport when it is ours."""
+    ) -> httpx.Response | Reply:
+        """
+        Send one request and read its body: straight to the transport when it is ours.
+
+        A success through aiohttp comes back as a `Reply`; anything else (an error status,
+        an encoded body, another transport) as an `httpx.Response`.
+        """
+        fast = self.fast
+        patched = httpx_is_patched()
+        if fast is not None and not patched:
+            raw, body = await fast.exchange(
+                method, url, headers, content, self.extensions["timeout"]
+            )
+            if raw.status < 400 and "Content-Encoding" not in raw.headers:
+                return Reply(raw.status, raw.headers, body)
+            request = httpx.Request(method, url, content=content, headers=headers)
+            response = to_httpx_response(raw, body, request)
+            await response.aread()  # decodes a Content-Encoding
+            return response
         transport = self.direct
-        if transport is None:
+        if transport is None or patched:
             return await self.http.request(method, url, content=content, headers=headers)
         request = httpx.Request(
             method, url, content=content, headers=headers, extensions=self.extensions
@@ -202,6 +226,10 @@ class Core:
             await response.aread()
         finally:
             await response.aclose()
+        if fast is None and isinstance(transport, AutoTransport):
+            chosen = transport.chosen
+            if isinstance(chosen, AiohttpTransport) and _encoded(self.base_url):
+                self.fast = chosen
         return response
 
     async def back_off(
@@ -246,7 +274,24 @@ def _scrub_key(response: httpx.Response) -> None:
     response.request = httpx.Request(sent.method, sent.url, headers=headers)
 
 
-def _decode(response: httpx.Response, method: str, path: str) -> Any:
+def _encoded(base_url: str) -> bool:
+    """Whether *base_url* and paths under it need no percent-encoding or IDNA to be sent."""
+    probe = base_url + "/app/x"
+    return str(httpx.URL(probe)) == probe
+
+
+class Reply:
+    """A successful response read through the aiohttp fast lane: status, headers, body."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+
+def _decode(response: httpx.Response | Reply, method: str, path: str) -> Any:
     content = response.content
     if not content:
         return None
