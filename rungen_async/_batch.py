@@ -122,6 +122,9 @@ class Batch:
         self._wake_at = math.inf
         self._feeding = True
         self._pending_submits = 0
+        self._poll_workers = 1
+        self._checks_busy = 0
+        self._polls_eased: anyio.Event | None = None
         self._watchdog_scope: anyio.CancelScope | None = None
         self._watch_scope: anyio.CancelScope | None = None
         self._observed_done = 0
@@ -217,7 +220,7 @@ class Batch:
                 async with receive_items:
                     for _ in range(self.max_concurrency):
                         tg.start_soon(self._submitter, receive_items.clone())
-                workers = max(2, min(32, math.ceil(self._poll_rate / 20)))
+                workers = self._poll_workers = max(2, min(32, math.ceil(self._poll_rate / 20)))
                 async with receive_polls:
                     for _ in range(workers):
                         tg.start_soon(self._poll_worker, receive_polls.clone())
@@ -275,6 +278,7 @@ class Batch:
                     return
                 if not scheduler.parked:
                     continue
+                asked = clock.now()
                 try:
                     app = await client.get_app(self.app_id)
                 except RunGenError:
@@ -288,8 +292,12 @@ class Batch:
                 scheduler.queueing = counters.in_queue > 0
                 unseen = counters.completed + counters.failed - baseline - self._observed_done
                 if unseen <= 0:
+                    scheduler.quiet_until = asked  # every tracked job was running then
                     continue
                 now = clock.now()
+                if not scheduler.finishing:
+                    scheduler.wake_scouts(now)
+                    self._poke(now)
                 candidates = scheduler.sweepable(now)
                 if scheduler.queueing:
                     # Jobs start in submission order, so the unseen finished ones are among
@@ -340,6 +348,8 @@ class Batch:
         if journal is not None and index not in journal.submitting:
             journal.record_submitting(index, value)
         for attempt in range(_SUBMIT_RATE_LIMIT_TRIES):
+            if self._checks_busy >= self._poll_workers:
+                await self._polls_first()
             async with self._limiter:
                 try:
                     job = await self._client.submit_job(self.app_id, value, idempotency_key=key)
@@ -432,8 +442,30 @@ class Batch:
         async with receive:
             async for index in receive:
                 item = self._items.get(index)
-                if item is not None:
+                if item is None:
+                    continue
+                self._checks_busy += 1
+                try:
                     await self._check(item)
+                finally:
+                    self._checks_busy -= 1
+                    eased = self._polls_eased
+                    if eased is not None and self._checks_busy < self._poll_workers:
+                        self._polls_eased = None
+                        eased.set()
+
+    async def _polls_first(self) -> None:
+        """
+        Hold a submit while every poll worker is busy.
+
+        When the client's CPU is the bottleneck, a due check is worth more than a new
+        submit: a finished job waits for every check queued before its own, while a
+        submit held back only starts its job a little later.
+        """
+        while self._checks_busy >= self._poll_workers:
+            if self._polls_eased is None:
+                self._polls_eased = anyio.Event()
+            await self._polls_eased.wait()
 
     async def _check(self, item: _Item) -> None:
         scheduler, clock = self._scheduler, self._clock

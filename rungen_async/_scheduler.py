@@ -18,18 +18,23 @@ import heapq
 import itertools
 import math
 from collections import deque
-from collections.abc import Hashable
-from typing import Generic, TypeVar
+from collections.abc import Hashable, Sequence
+from typing import Final, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
-_LAMBDAS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
-_GRID = 40
+_GRID = 32  # points of the check-age grid the plan is chosen from
+_SQRT2: Final = math.sqrt(2.0)
 
 
 class DurationModel:
     """
     Recent run times (seconds from submit to finish) and the check plan they imply.
+
+    A run time is known to lie in an interval: between the last check that found the job
+    running and the one that found it done. Each sample is kept as that interval's middle
+    and width, and the model smooths them (a kernel estimate), so a plan made from a handful
+    of samples does not overfit them.
 
     Args:
         capacity: How many recent samples to keep (older ones are forgotten, so the model
@@ -38,8 +43,8 @@ class DurationModel:
             fraction of the mean run time.
     """
 
-    def __init__(self, *, capacity: int = 512, target_delay: float = 0.08) -> None:
-        self._recent: deque[float] = deque()
+    def __init__(self, *, capacity: int = 256, target_delay: float = 0.08) -> None:
+        self._recent: deque[tuple[float, float]] = deque()
         self._sorted: list[float] = []
         self.capacity = capacity
         self.target_delay = target_delay
@@ -59,18 +64,21 @@ class DurationModel:
         """The longest run time kept."""
         return self._sorted[-1]
 
-    def add(self, duration: float) -> None:
-        """Record one measured run time and re-plan when it is worth it."""
+    def add(self, duration: float, width: float = 0.0) -> None:
+        """Record a run time known to within *width* seconds; re-plan when it is worth it."""
         duration = max(duration, 0.0)
         if len(self._recent) >= self.capacity:
-            old = self._recent.popleft()
+            old, _ = self._recent.popleft()
             del self._sorted[bisect.bisect_left(self._sorted, old)]
-        self._recent.append(duration)
+        self._recent.append((duration, max(width, 0.0)))
         bisect.insort(self._sorted, duration)
         self._since_plan += 1
         # Every sample counts while the model is young; then re-plan now and then.
-        if len(self._sorted) <= 64 or self._since_plan >= 32:
-            self.plan = plan_checks(self._sorted, self.target_delay)
+        n = len(self._sorted)
+        if n <= 32 or self._since_plan >= min(64, n // 4):
+            self.plan = plan_checks(
+                [d for d, _ in self._recent], self.target_delay, [w for _, w in self._recent]
+            )
             self._since_plan = 0
 
     def next_age(self, age: float) -> float | None:
@@ -79,55 +87,78 @@ class DurationModel:
         return self.plan[index] if index < len(self.plan) else None
 
 
-def plan_checks(samples: list[float], target_delay: float) -> tuple[float, ...]:
+def plan_checks(
+    samples: Sequence[float], target_delay: float, widths: Sequence[float] | None = None
+) -> tuple[float, ...]:
     """
-    Choose the ages at which to check a job, given sorted run-time *samples*.
+    Choose the ages at which to check a job, given run-time *samples* (and their *widths*).
 
-    For check ages t1 < ... < tk = max(samples), a job is checked at t_m only if it was
-    still running at t_(m-1), and a job finishing at T is noticed at the first t_m >= T.
-    A dynamic programme minimises expected checks + lambda * expected delay over a grid of
-    sample quantiles; the smallest lambda whose expected delay is within *target_delay* of
-    the mean run time wins (fewest requests for the wanted promptness).
+    The run-time distribution is estimated by smoothing the samples (a Gaussian kernel,
+    wider for few samples and for imprecise ones). For check ages t1 < ... < tk, a job is
+    checked at t_m only if it was still running at t_(m-1), and one finishing at T is
+    noticed at the first t_m >= T. A dynamic programme over a grid of ages minimises
+    expected checks + lambda * expected delay; lambda is searched for the cheapest plan
+    whose expected delay is within *target_delay* of the mean run time. The plan ends past
+    the slowest sample, where the estimate says nearly every job is done.
     """
     n = len(samples)
     if n == 0:
         return ()
-    if n <= _GRID:
-        grid = sorted(set(samples))
-    else:
-        grid = sorted({samples[round(i * (n - 1) / _GRID)] for i in range(_GRID + 1)})
-    mean = sum(samples) / n or 1e-9
-    prefix = [0.0, *itertools.accumulate(samples)]
-    points = [0.0, *grid]
-    upto = [bisect.bisect_right(samples, t) for t in points]
-    survive = [(n - count) / n for count in upto]
-    size = len(points)
+    widths = widths or [0.0] * n
+    mean = sum(samples) / n
+    if mean <= 0:
+        return (max(samples) or 1e-3,)
+    spread = math.sqrt(sum((x - mean) ** 2 for x in samples) / (n - 1)) if n > 1 else 0.0
+    # Silverman's rule, with a floor that says "about 15 % either way" while samples are few.
+    bandwidth = max(1.06 * spread * n**-0.2, 0.15 * mean / math.sqrt(n), 1e-3)
+    sigmas = [math.sqrt(bandwidth**2 + w * w / 12) for w in widths]
+    low = max(0.0, min(x - 2.5 * s for x, s in zip(samples, sigmas, strict=True)))
+    high = max(x + 2.5 * s for x, s in zip(samples, sigmas, strict=True))
+    grid = [low + (high - low) * k / _GRID for k in range(_GRID + 1)]
+    erf = math.erf
+    scaled = [(x, 1 / (s * _SQRT2)) for x, s in zip(samples, sigmas, strict=True)]
+    cdf = [sum(erf((t - x) * inv) for x, inv in scaled) / (2 * n) + 0.5 for t in grid]
+    cdf[0], cdf[-1] = 0.0, 1.0
+    # integral[k]: the integral of the CDF from grid[0] to grid[k] (trapezoids).
+    integral = [0.0, *itertools.accumulate(
+        (cdf[k] + cdf[k - 1]) / 2 * (grid[k] - grid[k - 1]) for k in range(1, _GRID + 1)
+    )]  # fmt: skip
+    size = _GRID + 1
 
     def delay(i: int, j: int) -> float:
-        count = upto[j] - upto[i]
-        return (count * points[j] - (prefix[upto[j]] - prefix[upto[i]])) / n
+        """Expected delay of the jobs finishing between grid[i] and grid[j], checked at j."""
+        return integral[j] - integral[i] - cdf[i] * (grid[j] - grid[i])
 
-    best: tuple[float, ...] = (grid[-1],)
-    for lam in _LAMBDAS:
-        weight = lam / mean
-        cost = [0.0] + [float("inf")] * (size - 1)
+    def solve(weight: float) -> tuple[list[int], float]:
+        cost = [0.0] + [math.inf] * (size - 1)
         back = [0] * size
         for j in range(1, size):
+            best, arg = math.inf, 0
             for i in range(j):
-                value = cost[i] + survive[i] + weight * delay(i, j)
-                if value < cost[j]:
-                    cost[j], back[j] = value, i
+                value = cost[i] + (1.0 - cdf[i]) + weight * delay(i, j)
+                if value < best:
+                    best, arg = value, i
+            cost[j], back[j] = best, arg
         path: list[int] = []
         j = size - 1
         while j:
             path.append(j)
             j = back[j]
         path.reverse()
-        expected_delay = sum(delay(a, b) for a, b in zip([0, *path], path, strict=False))
-        best = tuple(points[k] for k in path)
-        if expected_delay <= target_delay * mean:
-            break
-    return best
+        return path, sum(delay(a, b) for a, b in zip([0, *path], path, strict=False))
+
+    wanted = target_delay * mean
+    low_w, high_w = -4.0, 12.0  # log2 of lambda / mean
+    path, expected = solve(2.0**high_w / mean)
+    if expected <= wanted:
+        for _ in range(8):  # the cheapest plan within the target
+            middle = (low_w + high_w) / 2
+            candidate, expected = solve(2.0**middle / mean)
+            if expected <= wanted:
+                path, high_w = candidate, middle
+            else:
+                low_w = middle
+    return tuple(grid[k] for k in path)
 
 
 class PollScheduler(Generic[K]):
@@ -178,6 +209,11 @@ class PollScheduler(Generic[K]):
         #: submission order, so every job waits for oldest-first sweeps.
         self.queueing = False
         self.sweep_threshold = sweep_threshold
+        #: Set (by `wake_scouts`) once the app's counters show jobs finishing.
+        self.finishing = False
+        #: The latest time at which the app's counters showed no finished job the batch
+        #: had not seen: every job still tracked was running then.
+        self.quiet_until = -math.inf
         self.mature_samples = 3
         self._seq = itertools.count()
         self._added = 0
@@ -202,8 +238,8 @@ class PollScheduler(Generic[K]):
         self._added += 1
         # Scouts cost a dozen checks each: a few while nothing is known, then one in
         # *scout_every* to keep the model current.
-        scout = self._added <= self.cold_scouts or (
-            bool(self.model.plan) and self._added % self.scout_every == 0
+        scout = known_age and (
+            self._added <= self.cold_scouts or self._added % self.scout_every == 0
         )
         job = _Tracked(submitted_at, scout, math.inf if deadline is None else deadline)
         job.cohort = not scout and (len(self.model) < self.mature_samples or self.queueing)
@@ -242,9 +278,11 @@ class PollScheduler(Generic[K]):
             return
         if finished:
             if job.scout:
-                # The finish lies between the last quiet check and this one.
+                # The finish lies between the last sign of the job running (a check, or
+                # counters with nothing unseen) and this check.
                 was_empty = not self.model.plan
-                self.model.add((job.last_check + now) / 2 - job.submitted_at)
+                running = max(job.last_check, self.quiet_until)
+                self.model.add((running + now) / 2 - job.submitted_at, now - running)
                 if was_empty:
                     self._unpark(now)
             self.remove(key)
@@ -265,11 +303,17 @@ class PollScheduler(Generic[K]):
             if model.plan and age < model.minimum * 0.9:
                 return job.submitted_at + model.minimum * 0.9
             if not model.plan:
-                if not job.checks:
+                if self.sweeping and not self.finishing:
+                    # The app's counters will tell when jobs start to finish: wait for it.
+                    self._parked.add(key)
+                    return now + self._clamp(max(self.max_interval, age))
+                if not job.checks and not self.finishing:
                     return now + max(self.first_check - age, self.min_interval)
-                return now + self._clamp(age * self.scout_step * 2)  # coarser while cold
+                # Coarser while nothing is known to have finished.
+                step = self.scout_step if self.finishing else self.scout_step * 2
+                return now + self._clamp(age * step)
             return now + self._clamp(age * self.scout_step)
-        if not model.plan or (job.cohort and self.sweeping):
+        if not model.plan or (job.cohort and self.sweeping and self.queueing):
             # Nothing is known yet (or the cohort waits for a sweep): park, with a rare
             # safety check.
             self._parked.add(key)
@@ -311,13 +355,27 @@ class PollScheduler(Generic[K]):
     def stop_sweeping(self, now: float) -> None:
         """Give up on sweeps (no job counters): place parked jobs by the model instead."""
         self.sweeping = False
-        if self.model.plan:
-            self._unpark(now)
+        self._unpark(now)
+
+    def wake_scouts(self, now: float) -> None:
+        """
+        Jobs have started to finish (the app's counters say so): check the scouts now.
+
+        While sweeping, scouts wait for this instead of being checked from their first
+        second; from here on they are checked densely until the model has samples.
+        """
+        if self.finishing:
+            return
+        self.finishing = True
+        jobs = self._jobs
+        for key in [key for key in self._parked if jobs[key].scout]:
+            self._parked.discard(key)
+            self._push(key, now)
 
     def _unpark(self, now: float) -> None:
         for key in list(self._parked):
             job = self._jobs[key]
-            if job.cohort and self.sweeping:
+            if job.cohort and self.sweeping and self.queueing:
                 continue
             self._parked.discard(key)
             self._push(key, max(now, self._plan(key, job, now)))
