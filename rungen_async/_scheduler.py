@@ -43,7 +43,7 @@ class DurationModel:
             fraction of the mean run time.
     """
 
-    def __init__(self, *, capacity: int = 256, target_delay: float = 0.08) -> None:
+    def __init__(self, *, capacity: int = 256, target_delay: float = 0.065) -> None:
         self._recent: deque[tuple[float, float]] = deque()
         self._sorted: list[float] = []
         self.capacity = capacity
@@ -186,7 +186,7 @@ class PollScheduler(Generic[K]):
         scout_every: int = 100,
         cold_scouts: int = 6,
         scout_step: float = 0.05,
-        target_delay: float = 0.08,
+        target_delay: float = 0.065,
         sweep_threshold: float | None = 0.5,
     ) -> None:
         if min_interval <= 0:
@@ -283,7 +283,7 @@ class PollScheduler(Generic[K]):
                 was_empty = not self.model.plan
                 running = max(job.last_check, self.quiet_until)
                 self.model.add((running + now) / 2 - job.submitted_at, now - running)
-                if was_empty:
+                if was_empty or len(self.model) == self.mature_samples:
                     self._unpark(now)
             self.remove(key)
             return
@@ -313,7 +313,7 @@ class PollScheduler(Generic[K]):
                 step = self.scout_step if self.finishing else self.scout_step * 2
                 return now + self._clamp(age * step)
             return now + self._clamp(age * self.scout_step)
-        if not model.plan or (job.cohort and self.sweeping and self.queueing):
+        if not model.plan or (job.cohort and self._cohort_waits()):
             # Nothing is known yet (or the cohort waits for a sweep): park, with a rare
             # safety check.
             self._parked.add(key)
@@ -375,10 +375,14 @@ class PollScheduler(Generic[K]):
     def _unpark(self, now: float) -> None:
         for key in list(self._parked):
             job = self._jobs[key]
-            if job.cohort and self.sweeping and self.queueing:
+            if job.cohort and self._cohort_waits():
                 continue
             self._parked.discard(key)
             self._push(key, max(now, self._plan(key, job, now)))
+
+    def _cohort_waits(self) -> bool:
+        """Whether the first wave stays parked: too few samples yet, or a queueing app."""
+        return len(self.model) < self.mature_samples or (self.sweeping and self.queueing)
 
     def _clamp(self, interval: float) -> float:
         return min(self.max_interval, max(self.min_interval, interval))

@@ -205,3 +205,25 @@ def test_quiet_counters_narrow_a_scouts_sample() -> None:
     scheduler.checked(0, 4.7, finished=True)
 
     assert scheduler.model.minimum == 4.6  # the middle of (4.5, 4.7], not of (0, 4.7]
+
+
+def test_first_wave_is_placed_by_the_model_once_three_scouts_finished() -> None:
+    """One sample says too little to place the first wave; three place it near their times."""
+    scheduler: PollScheduler[int] = PollScheduler(cold_scouts=3)
+    scheduler.sweeping = True
+    for key in range(10):
+        scheduler.add(key, 0.0)
+    scheduler.wake_scouts(4.0)
+    scouts = [scheduler.pop_due(4.0) for _ in range(3)]
+    assert scouts == [0, 1, 2]
+
+    scheduler.checked(0, 4.2, finished=True)
+    assert scheduler.parked == 7  # the first wave still waits
+
+    scheduler.checked(1, 4.4, finished=True)
+    scheduler.checked(2, 4.6, finished=True)
+
+    assert scheduler.parked == 0
+    due = scheduler.next_due()
+    assert due is not None
+    assert 4.6 <= due < 6.0  # near the measured run times, not a parked job's rare check
