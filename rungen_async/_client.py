@@ -468,7 +468,6 @@ class AsyncRunGen:
         )
 
     # -- the one request path --------------------------------------------------------------
-    # -- the one request path --------------------------------------------------------------
 
     async def _request(
         self,

@@ -49,6 +49,7 @@ class Core:
         "direct",
         "extensions",
         "fast",
+        "fast_ok",
         "http",
         "owns_http",
         "paused_until",
@@ -79,7 +80,8 @@ class Core:
         # With aiohttp underneath, the client skips httpx's Request and Response objects
         # too: building them is over half the CPU of a poll (benchmarks/README.md).
         # (Only for a base URL already in its percent-encoded form, which aiohttp takes as is.)
-        self.fast = direct if isinstance(direct, AiohttpTransport) and _encoded(base_url) else None
+        self.fast_ok = _encoded(base_url)
+        self.fast = direct if isinstance(direct, AiohttpTransport) and self.fast_ok else None
         self.extensions = {"timeout": (timeout or httpx.Timeout(None)).as_dict()}
         self.base_url = base_url
         self.http = http
@@ -209,7 +211,7 @@ class Core:
                 method, url, headers, content, self.extensions["timeout"]
             )
             if raw.status < 400 and "Content-Encoding" not in raw.headers:
-                return Reply(raw.status, raw.headers, body)
+                return Reply(raw.status, body)
             request = httpx.Request(method, url, content=content, headers=headers)
             response = to_httpx_response(raw, body, request)
             await response.aread()  # decodes a Content-Encoding
@@ -226,9 +228,9 @@ class Core:
             await response.aread()
         finally:
             await response.aclose()
-        if fast is None and isinstance(transport, AutoTransport):
+        if fast is None and self.fast_ok and isinstance(transport, AutoTransport):
             chosen = transport.chosen
-            if isinstance(chosen, AiohttpTransport) and _encoded(self.base_url):
+            if isinstance(chosen, AiohttpTransport):
                 self.fast = chosen
         return response
 
@@ -281,13 +283,12 @@ def _encoded(base_url: str) -> bool:
 
 
 class Reply:
-    """A successful response read through the aiohttp fast lane: status, headers, body."""
+    """A successful response read through the aiohttp fast lane: its status and body."""
 
-    __slots__ = ("content", "headers", "status_code")
+    __slots__ = ("content", "status_code")
 
-    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes) -> None:
+    def __init__(self, status_code: int, content: bytes) -> None:
         self.status_code = status_code
-        self.headers = headers
         self.content = content
 
 

@@ -300,24 +300,21 @@ class PollScheduler(Generic[K]):
         age = now - job.submitted_at
         model = self.model
         if job.scout:
-            if model.plan and age < model.minimum * 0.9:
-                return job.submitted_at + model.minimum * 0.9
-            if not model.plan:
-                if self.sweeping and not self.finishing:
-                    # The app's counters will tell when jobs start to finish: wait for it.
-                    self._parked.add(key)
-                    return now + self._clamp(max(self.max_interval, age))
-                if not job.checks and not self.finishing:
-                    return now + max(self.first_check - age, self.min_interval)
-                # Coarser while nothing is known to have finished.
-                step = self.scout_step if self.finishing else self.scout_step * 2
-                return now + self._clamp(age * step)
-            return now + self._clamp(age * self.scout_step)
+            if model.plan:
+                if age < model.minimum * 0.9:
+                    return job.submitted_at + model.minimum * 0.9
+                return now + self._clamp(age * self.scout_step)
+            if self.sweeping and not self.finishing:
+                # The app's counters will tell when jobs start to finish: wait for it.
+                return self._park(key, age, now)
+            if not job.checks and not self.finishing:
+                return now + max(self.first_check - age, self.min_interval)
+            # Coarser while nothing is known to have finished.
+            step = self.scout_step if self.finishing else self.scout_step * 2
+            return now + self._clamp(age * step)
         if not model.plan or (job.cohort and self._cohort_waits()):
-            # Nothing is known yet (or the cohort waits for a sweep): park, with a rare
-            # safety check.
-            self._parked.add(key)
-            return now + self._clamp(max(self.max_interval, age))
+            # Nothing is known yet (or the cohort waits for a sweep).
+            return self._park(key, age, now)
         planned = model.next_age(age)
         if planned is not None:
             return job.submitted_at + max(planned, age + self.min_interval)
@@ -379,6 +376,11 @@ class PollScheduler(Generic[K]):
                 continue
             self._parked.discard(key)
             self._push(key, max(now, self._plan(key, job, now)))
+
+    def _park(self, key: K, age: float, now: float) -> float:
+        """Park *key* until a sweep or the model places it; returns its rare safety check."""
+        self._parked.add(key)
+        return now + self._clamp(max(self.max_interval, age))
 
     def _cohort_waits(self) -> bool:
         """Whether the first wave stays parked: too few samples yet, or a queueing app."""
