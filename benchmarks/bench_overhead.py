@@ -133,6 +133,17 @@ async def httpx_aiohttp(base_url: str) -> AsyncIterator[Ops]:
         yield _httpx_ops(http)
 
 
+@client("httpx-wire", "httpx AsyncClient over WireTransport")
+async def httpx_wire(base_url: str) -> AsyncIterator[Ops]:
+    """The same httpx code, with rungen_async's own HTTP/1.1 transport (64 connections)."""
+    from rungen_async import WireTransport
+
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=HEADERS, transport=WireTransport(limit=64)
+    ) as http:
+        yield _httpx_ops(http)
+
+
 @client("aiohttp", "aiohttp ClientSession, hand-written")
 async def aiohttp_raw(base_url: str) -> AsyncIterator[Ops]:
     """A hand-written aiohttp loop with the same 64-connection limit."""
@@ -253,9 +264,9 @@ def _sdk_ops(rg: Any) -> Ops:
     return Ops(submit_job, get_job)
 
 
-@client("sdk-default", "AsyncRunGen, default transport", same_transport="httpx-64")
+@client("sdk-default", "AsyncRunGen, default transport", same_transport="httpx-wire")
 async def sdk_default(base_url: str) -> AsyncIterator[Ops]:
-    """The SDK exactly as a user gets it (its default transport and limits)."""
+    """The SDK exactly as a user gets it (its default transport, WireTransport, and limits)."""
     from rungen_async import AsyncRunGen
 
     async with AsyncRunGen(API_KEY, base_url=base_url) as rg:

@@ -47,6 +47,7 @@ from ._polling import PollPolicy
 from ._retry import RetryPolicy
 from ._scheduler import PollScheduler
 from ._version import __version__
+from ._wire import WireTransport
 
 __all__ = [
     "APIConnectionError",
@@ -88,6 +89,7 @@ __all__ = [
     "SystemClock",
     "Tools",
     "VirtualClock",
+    "WireTransport",
     "WorkerCounters",
     "Workflow",
     "__version__",

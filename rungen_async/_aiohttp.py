@@ -1,10 +1,10 @@
 """
-httpx transports backed by aiohttp, and the automatic choice between them and httpx's own.
+An httpx transport backed by aiohttp, and the automatic choice of the SDK's transport.
 
 httpx stays the public interface (callers still hand the SDK httpx clients and transports,
-and respx keeps working); only the bytes on the wire move through aiohttp, whose C-accelerated
-HTTP/1.1 client costs several times less CPU per request than httpcore. aiohttp runs only on
-asyncio, so `AutoTransport` picks it there and falls back to `httpx.AsyncHTTPTransport` on trio.
+and respx keeps working); only the bytes on the wire move through another engine. On asyncio
+`AutoTransport` picks the SDK's own `WireTransport` (the cheapest), or aiohttp's C-accelerated
+client on request; on trio it falls back to `httpx.AsyncHTTPTransport`.
 
 The exception mapping is part of the contract: the SDK decides whether a POST may be re-sent
 from the httpx class alone. `httpx.ConnectError`, `httpx.ConnectTimeout` and
@@ -14,85 +14,36 @@ from the httpx class alone. `httpx.ConnectError`, `httpx.ConnectTimeout` and
 from __future__ import annotations
 
 import asyncio
-import collections
 import ssl
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 import httpx
 import sniffio
+
+from ._wire import DEFAULT_KEEPALIVE_EXPIRY, DEFAULT_LIMIT, Reply, WireTransport
+from ._wire import Slots as _Slots
 
 if TYPE_CHECKING:
     import aiohttp
     from multidict import CIMultiDict
     from yarl import URL
 
-__all__ = ["AiohttpTransport", "AutoTransport", "default_transport", "httpx_is_patched"]
+__all__ = [
+    "AiohttpTransport",
+    "AutoTransport",
+    "FastTransport",
+    "default_transport",
+    "httpx_is_patched",
+]
 
-DEFAULT_LIMIT: Final = 64
-DEFAULT_KEEPALIVE_EXPIRY: Final = 5.0  # httpx.Limits' default
 
 _HTTP_11: Final = b"HTTP/1.1"
 # Headers aiohttp adds when absent. httpx sets the first three on every request, so skipping
 # costs nothing in the common case; naming them all keeps the wire exactly what httpx built.
 _AUTO_HEADERS: Final = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
-
-
-class _Slots:
-    """
-    A FIFO counting semaphore whose uncontended acquire allocates nothing.
-
-    `asyncio.Semaphore.locked()` scans every waiter, which at 256 requests queued on 64
-    connections is exactly the per-request work that grows with concurrency.
-    """
-
-    __slots__ = ("_free", "_waiters")
-
-    def __init__(self, size: int) -> None:
-        self._free = size
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    def try_acquire(self) -> bool:
-        """Take a slot if one is free and nobody is queued before us."""
-        if self._free and not self._waiters:
-            self._free -= 1
-            return True
-        return False
-
-    async def acquire(self, loop: asyncio.AbstractEventLoop, max_wait: float | None) -> None:
-        """Queue for a slot; raise `TimeoutError` after *max_wait* seconds."""
-        waiters = self._waiters
-        while waiters and waiters[0].done():  # left behind by timed-out waiters
-            waiters.popleft()
-        if self._free and not waiters:
-            self._free -= 1
-            return
-        fut: asyncio.Future[None] = loop.create_future()
-        waiters.append(fut)
-        try:
-            if max_wait is None:
-                await fut
-            else:
-                async with asyncio.timeout(max_wait):
-                    await fut
-        except BaseException:
-            if fut.done() and not fut.cancelled():
-                self.release()  # handed a slot while being cancelled: pass it on
-            else:
-                fut.cancel()
-            raise
-
-    def release(self) -> None:
-        """Hand the slot to the oldest live waiter, or put it back."""
-        waiters = self._waiters
-        while waiters:
-            fut = waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
-        self._free += 1
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -226,9 +177,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         headers: Mapping[str, str],
         body: bytes | None,
         timeouts: Mapping[str, float | None] | None,
-    ) -> tuple[aiohttp.ClientResponse, bytes]:
+    ) -> Reply:
         """
-        Send one request without building httpx objects; return the response and its body.
+        Send one request without building httpx objects; return its `Reply`.
 
         The SDK's own fast lane: *url* must already be percent-encoded and *headers* must
         name ``User-Agent``, ``Accept``, ``Accept-Encoding`` (and ``Content-Type`` with a
@@ -236,8 +187,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         are the same httpx exceptions `handle_async_request` raises, carrying a request
         without headers.
         """
-        return await self._exchange(
+        raw, content = await self._exchange(
             method, self._url_type(url, encoded=True), headers, body, None, timeouts, None
+        )
+        if raw.status < 400 and "Content-Encoding" not in raw.headers:
+            return Reply(raw.status, content)
+        return Reply(
+            raw.status,
+            content,
+            list(raw.raw_headers),
+            encoded="Content-Encoding" in raw.headers,
+            version=_http_version(raw.version),
+            reason=(raw.reason or "").encode("ascii", "replace"),
         )
 
     async def _exchange(
@@ -309,6 +270,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
 
 
+#: The transports the SDK can send through without httpx's Request and Response objects.
+FastTransport = WireTransport | AiohttpTransport
+
+
 def to_httpx_response(
     response: aiohttp.ClientResponse, content: bytes, request: httpx.Request
 ) -> httpx.Response:
@@ -373,8 +338,10 @@ class AutoTransport(httpx.AsyncBaseTransport):
     """
     Picks the fastest transport for the running async library on first use.
 
-    On asyncio with aiohttp installed that is `AiohttpTransport`; otherwise (trio, or no
-    aiohttp) it is `httpx.AsyncHTTPTransport`, configured from the same *limits*.
+    On asyncio that is `WireTransport` (the SDK's own HTTP/1.1 client), or `AiohttpTransport`
+    if *asyncio_engine* is ``"aiohttp"`` (and aiohttp is installed), or httpx's own if it is
+    ``"httpx"``. On trio it is always `httpx.AsyncHTTPTransport`. Every choice is configured
+    from the same *limits* and *verify*.
     """
 
     def __init__(
@@ -382,13 +349,17 @@ class AutoTransport(httpx.AsyncBaseTransport):
         *,
         limits: httpx.Limits | None = None,
         verify: ssl.SSLContext | bool = True,
-        prefer_aiohttp: bool = True,
+        asyncio_engine: Literal["wire", "aiohttp", "httpx"] = "wire",
     ) -> None:
+        if asyncio_engine not in ("wire", "aiohttp", "httpx"):
+            raise ValueError(
+                f"asyncio_engine must be 'wire', 'aiohttp' or 'httpx', not {asyncio_engine!r}"
+            )
         self._limits = limits or httpx.Limits(
             max_connections=DEFAULT_LIMIT, max_keepalive_connections=DEFAULT_LIMIT
         )
         self._verify = verify
-        self._prefer_aiohttp = prefer_aiohttp
+        self._engine = asyncio_engine
         self._inner: httpx.AsyncBaseTransport | None = None
         self._mocked: httpx.AsyncBaseTransport | None = None
 
@@ -399,19 +370,19 @@ class AutoTransport(httpx.AsyncBaseTransport):
 
     def _choose(self) -> httpx.AsyncBaseTransport:
         limits = self._limits
-        if self._prefer_aiohttp and sniffio.current_async_library() == "asyncio":
-            try:
-                inner: httpx.AsyncBaseTransport = AiohttpTransport(
-                    limit=limits.max_connections,
-                    keepalive_expiry=(
-                        DEFAULT_KEEPALIVE_EXPIRY
-                        if limits.keepalive_expiry is None
-                        else limits.keepalive_expiry
-                    ),
-                    verify=self._verify,
-                )
-            except ImportError:
-                inner = httpx.AsyncHTTPTransport(limits=limits, verify=self._verify)
+        engine = self._engine if sniffio.current_async_library() == "asyncio" else "httpx"
+        expiry = (
+            DEFAULT_KEEPALIVE_EXPIRY if limits.keepalive_expiry is None else limits.keepalive_expiry
+        )
+        inner: httpx.AsyncBaseTransport
+        if engine == "wire":
+            inner = WireTransport(
+                limit=limits.max_connections, keepalive_expiry=expiry, verify=self._verify
+            )
+        elif engine == "aiohttp":
+            inner = AiohttpTransport(
+                limit=limits.max_connections, keepalive_expiry=expiry, verify=self._verify
+            )
         else:
             inner = httpx.AsyncHTTPTransport(limits=limits, verify=self._verify)
         self._inner = inner

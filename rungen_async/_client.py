@@ -66,9 +66,9 @@ class AsyncRunGen:
         retry: How failed requests are retried; see `RetryPolicy`.
         http_client: An ``httpx.AsyncClient`` to send through; the caller closes it.
         transport: An httpx transport for the client this one creates (e.g. a
-            ``httpx.MockTransport`` in tests). By default: aiohttp's engine on asyncio when
-            ``rungen-async[fast]`` is installed (several times less CPU per request), httpx's
-            own transport otherwise (and always on trio).
+            ``httpx.MockTransport`` in tests). By default: on asyncio the SDK's own HTTP/1.1
+            engine (`WireTransport`, several times less CPU per request), on trio httpx's own
+            transport. ``AutoTransport(asyncio_engine="aiohttp")`` picks aiohttp instead.
         clock: Where retries and waits read time and sleep (tests pass a fake one).
         poll: How `wait_for_job()` and `wait_for_app()` space their checks.
     """

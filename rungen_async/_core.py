@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from ._aiohttp import AiohttpTransport, AutoTransport, httpx_is_patched, to_httpx_response
+from ._aiohttp import AiohttpTransport, AutoTransport, httpx_is_patched
 from ._clock import Clock
 from ._config import USER_AGENT
 from ._exceptions import (
@@ -33,10 +33,12 @@ from ._retry import (
     post_status_is_safe,
     was_not_sent,
 )
+from ._wire import Reply, WireTransport
 
 logger = logging.getLogger("rungen_async")
 
 _JSON_HEADERS = {"content-type": "application/json"}
+_FAST = (WireTransport, AiohttpTransport)
 
 
 class Core:
@@ -77,11 +79,11 @@ class Core:
         # httpx.AsyncClient's per-request machinery (merging, cookies, auth and redirect
         # loops, event hooks) costs more CPU than the rest of the SDK (benchmarks/README.md).
         self.direct = direct
-        # With aiohttp underneath, the client skips httpx's Request and Response objects
-        # too: building them is over half the CPU of a poll (benchmarks/README.md).
-        # (Only for a base URL already in its percent-encoded form, which aiohttp takes as is.)
+        # With the SDK's own transport (or aiohttp) underneath, the client skips httpx's
+        # Request and Response objects too: building them is over half the CPU of a poll
+        # (benchmarks/README.md). Only for a base URL already in its percent-encoded form.
         self.fast_ok = _encoded(base_url)
-        self.fast = direct if isinstance(direct, AiohttpTransport) and self.fast_ok else None
+        self.fast = direct if isinstance(direct, _FAST) and self.fast_ok else None
         self.extensions = {"timeout": (timeout or httpx.Timeout(None)).as_dict()}
         self.base_url = base_url
         self.http = http
@@ -201,19 +203,17 @@ class Core:
         """
         Send one request and read its body: straight to the transport when it is ours.
 
-        A success through aiohttp comes back as a `Reply`; anything else (an error status,
-        an encoded body, another transport) as an `httpx.Response`.
+        A success through the fast lane comes back as a `Reply`; anything else (an error
+        status, an encoded body, another transport) as an `httpx.Response`.
         """
         fast = self.fast
         patched = httpx_is_patched()
         if fast is not None and not patched:
-            raw, body = await fast.exchange(
-                method, url, headers, content, self.extensions["timeout"]
-            )
-            if raw.status < 400 and "Content-Encoding" not in raw.headers:
-                return Reply(raw.status, body)
+            reply = await fast.exchange(method, url, headers, content, self.extensions["timeout"])
+            if reply.status_code < 400 and not reply.encoded:
+                return reply
             request = httpx.Request(method, url, content=content, headers=headers)
-            response = to_httpx_response(raw, body, request)
+            response = reply.to_httpx(request)
             await response.aread()  # decodes a Content-Encoding
             return response
         transport = self.direct
@@ -230,7 +230,7 @@ class Core:
             await response.aclose()
         if fast is None and self.fast_ok and isinstance(transport, AutoTransport):
             chosen = transport.chosen
-            if isinstance(chosen, AiohttpTransport):
+            if isinstance(chosen, _FAST):
                 self.fast = chosen
         return response
 
@@ -280,16 +280,6 @@ def _encoded(base_url: str) -> bool:
     """Whether *base_url* and paths under it need no percent-encoding or IDNA to be sent."""
     probe = base_url + "/app/x"
     return str(httpx.URL(probe)) == probe
-
-
-class Reply:
-    """A successful response read through the aiohttp fast lane: its status and body."""
-
-    __slots__ = ("content", "status_code")
-
-    def __init__(self, status_code: int, content: bytes) -> None:
-        self.status_code = status_code
-        self.content = content
 
 
 def _decode(response: httpx.Response | Reply, method: str, path: str) -> Any:

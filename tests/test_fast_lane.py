@@ -1,8 +1,9 @@
 """
-The client's aiohttp fast lane: what goes on the wire, errors, decoding, and test mocks.
+The client's fast lane: what goes on the wire, errors, decoding, and test mocks.
 
-With its own pool on asyncio, `AsyncRunGen` sends through aiohttp without building httpx
-objects. These tests hold it to the httpx path's behaviour, against real loopback servers.
+With its own pool on asyncio, `AsyncRunGen` sends through its engine (`WireTransport` by
+default, or aiohttp) without building httpx objects. These tests hold both engines to the
+httpx path's behaviour, against real loopback servers.
 """
 
 from __future__ import annotations
@@ -11,27 +12,48 @@ import gzip
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
 import respx
 from aiohttp import web
 
-from rungen_async import AsyncRunGen, NotFoundError, RetryPolicy
+from rungen_async import AsyncRunGen, AutoTransport, NotFoundError, RetryPolicy
 from rungen_async._aiohttp import AiohttpTransport, httpx_is_patched
 from rungen_async._exceptions import APIConnectionError
-from tests.test_aiohttp_transport import free_port, web_server
+from rungen_async._wire import WireTransport
+from tests.test_http_engines import free_port, web_server
 
 KEY = "rg-fast-lane-secret-0123456789"
 JOB = {"id": "j1", "status": "COMPLETED", "output": {"url": "https://x.test/1.png"}}
 NO_WAIT = RetryPolicy(initial_delay=0, max_delay=0, max_retry_after=0)
 
 
+LANES: dict[str, type[WireTransport] | type[AiohttpTransport]] = {
+    "wire": WireTransport,
+    "aiohttp": AiohttpTransport,
+}
+
+
 @pytest.fixture
 def anyio_backend() -> str:
-    """aiohttp, and so the fast lane, exists only on asyncio."""
+    """The fast lane exists only on asyncio."""
     return "asyncio"
+
+
+@pytest.fixture(params=list(LANES))
+def lane(request: pytest.FixtureRequest) -> Literal["wire", "aiohttp"]:
+    """The engine under the fast lane: every test runs over both."""
+    name: Literal["wire", "aiohttp"] = request.param
+    return name
+
+
+def client(lane: Literal["wire", "aiohttp"], base_url: str, **kwargs: Any) -> AsyncRunGen:
+    """A client with its own pool over *lane*'s engine."""
+    return AsyncRunGen(
+        KEY, base_url=base_url, transport=AutoTransport(asyncio_engine=lane), **kwargs
+    )
 
 
 class Recorder:
@@ -66,21 +88,21 @@ async def recording_server() -> AsyncIterator[tuple[str, Recorder]]:
         yield base_url, recorder
 
 
-async def test_fast_lane_is_taken_and_parses_jobs() -> None:
-    async with recording_server() as (base_url, _), AsyncRunGen(KEY, base_url=base_url) as rg:
+async def test_fast_lane_is_taken_and_parses_jobs(lane: Literal["wire", "aiohttp"]) -> None:
+    async with recording_server() as (base_url, _), client(lane, base_url) as rg:
         submitted = await rg.submit_job("a1", {"prompt": "fox"})
         job = await rg.get_job("a1", "j1")
 
-        assert isinstance(rg._core.fast, AiohttpTransport)
+        assert isinstance(rg._core.fast, LANES[lane])
     assert submitted.id == "j1"
     assert job.status == "COMPLETED"
     assert job.app_id == "a1"
 
 
-async def test_wire_is_the_same_as_through_httpx() -> None:
+async def test_wire_is_the_same_as_through_httpx(lane: Literal["wire", "aiohttp"]) -> None:
     """Method, path, headers and body match what httpx's own transport sends."""
     async with recording_server() as (base_url, recorder):
-        for transport in (None, httpx.AsyncHTTPTransport()):
+        for transport in (AutoTransport(asyncio_engine=lane), httpx.AsyncHTTPTransport()):
             async with AsyncRunGen(KEY, base_url=base_url, team_id="t1", transport=transport) as rg:
                 await rg.submit_job("a1", {"prompt": "fox"}, idempotency_key="k-1")
                 await rg.get_job("a1", "j1")
@@ -100,10 +122,10 @@ async def test_wire_is_the_same_as_through_httpx() -> None:
     assert json.loads(post["body"]) == {"input": {"prompt": "fox"}}
 
 
-async def test_gzip_body_is_decoded() -> None:
+async def test_gzip_body_is_decoded(lane: Literal["wire", "aiohttp"]) -> None:
     async with (
         recording_server() as (base_url, recorder),
-        AsyncRunGen(KEY, base_url=base_url) as rg,
+        client(lane, base_url) as rg,
     ):
         recorder.script.append(
             web.Response(
@@ -116,10 +138,12 @@ async def test_gzip_body_is_decoded() -> None:
     assert job.status == "COMPLETED"
 
 
-async def test_error_status_raises_typed_error_without_the_key() -> None:
+async def test_error_status_raises_typed_error_without_the_key(
+    lane: Literal["wire", "aiohttp"],
+) -> None:
     async with (
         recording_server() as (base_url, recorder),
-        AsyncRunGen(KEY, base_url=base_url) as rg,
+        client(lane, base_url) as rg,
     ):
         recorder.script.append(web.json_response({"error": "no such job"}, status=404))
         with pytest.raises(NotFoundError) as caught:
@@ -132,10 +156,10 @@ async def test_error_status_raises_typed_error_without_the_key() -> None:
     assert KEY not in str(error)
 
 
-async def test_429_is_retried_after_its_retry_after() -> None:
+async def test_429_is_retried_after_its_retry_after(lane: Literal["wire", "aiohttp"]) -> None:
     async with (
         recording_server() as (base_url, recorder),
-        AsyncRunGen(KEY, base_url=base_url, retry=NO_WAIT) as rg,
+        client(lane, base_url, retry=NO_WAIT) as rg,
     ):
         recorder.script.append(web.json_response({}, status=429, headers={"Retry-After": "0"}))
         job = await rg.get_job("a1", "j1")
@@ -144,13 +168,15 @@ async def test_429_is_retried_after_its_retry_after() -> None:
     assert rg._core.retry_count == 1
 
 
-async def test_refused_connection_is_a_connection_error_without_the_key() -> None:
+async def test_refused_connection_is_a_connection_error_without_the_key(
+    lane: Literal["wire", "aiohttp"],
+) -> None:
     base_url = f"http://127.0.0.1:{free_port()}"
-    async with AsyncRunGen(KEY, base_url=base_url, retry=NO_WAIT) as rg:
-        rg._core.fast = AiohttpTransport()  # as if a first request had chosen aiohttp
+    async with client(lane, base_url, retry=NO_WAIT) as rg:
+        fast = rg._core.fast = LANES[lane]()  # as if a first request had chosen the engine
         with pytest.raises(APIConnectionError) as caught:
             await rg.get_job("a1", "j1")
-        await rg._core.fast.aclose()
+        await fast.aclose()
     cause = caught.value.__cause__
     assert isinstance(cause, httpx.ConnectError)
     assert "x-api-key" not in cause.request.headers
@@ -158,11 +184,13 @@ async def test_refused_connection_is_a_connection_error_without_the_key() -> Non
     assert KEY not in repr(cause)
 
 
-async def test_base_url_that_needs_encoding_takes_the_httpx_path() -> None:
-    """aiohttp takes URLs as already encoded, so such a base URL goes through httpx."""
+async def test_base_url_that_needs_encoding_takes_the_httpx_path(
+    lane: Literal["wire", "aiohttp"],
+) -> None:
+    """The fast lane takes URLs as already encoded, so such a base URL goes through httpx."""
     async with (
         recording_server() as (base_url, recorder),
-        AsyncRunGen(KEY, base_url=base_url + "/café") as rg,
+        client(lane, base_url + "/café") as rg,
     ):
         job = await rg.get_job("a1", "j1")
         assert rg._core.fast is None
@@ -184,12 +212,14 @@ async def test_respx_mock_intercepts_the_default_client() -> None:
     assert not httpx_is_patched()
 
 
-async def test_respx_mock_started_after_the_client_opened_still_intercepts() -> None:
+async def test_respx_mock_started_after_the_client_opened_still_intercepts(
+    lane: Literal["wire", "aiohttp"],
+) -> None:
     async with (
         recording_server() as (base_url, recorder),
-        AsyncRunGen(KEY, base_url=base_url) as rg,
+        client(lane, base_url) as rg,
     ):
-        await rg.get_job("a1", "j1")  # the real server: aiohttp chosen
+        await rg.get_job("a1", "j1")  # the real server: the engine chosen
         with respx.mock(base_url=base_url) as mock:
             route = mock.get("/app/a1/job/j2").respond(200, json={"id": "j2", "status": "FAILED"})
             job = await rg.get_job("a1", "j2")

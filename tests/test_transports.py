@@ -1,9 +1,10 @@
 """
 End to end over real TCP, once per HTTP engine: the emulator on loopback (uvicorn in a thread).
 
-Every test runs with ``AiohttpTransport`` (asyncio only) and with ``httpx.AsyncHTTPTransport``
-(asyncio and trio), so both engines keep the SDK's contract: answers decoded the same way,
-retries of 429s and dropped GETs, and a dropped POST reported as ambiguous.
+Every test runs with ``WireTransport`` and ``AiohttpTransport`` (asyncio only) and with
+``httpx.AsyncHTTPTransport`` (asyncio and trio), so every engine keeps the SDK's contract:
+answers decoded the same way, retries of 429s and dropped GETs, and a dropped POST reported
+as ambiguous.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from rungen_async import (
     RetryPolicy,
 )
 from rungen_async._aiohttp import AiohttpTransport
+from rungen_async._wire import WireTransport
 from rungen_async.emulator import Emulator, EmulatorServer
 
 #: Retries at once: nothing here waits on a timer.
 NO_WAIT_RETRY = RetryPolicy(max_attempts=8, initial_delay=0, max_delay=0, max_retry_after=0)
 
 ENGINES = [
+    pytest.param(("asyncio", "wire"), id="asyncio-wire"),
     pytest.param(("asyncio", "aiohttp"), id="asyncio-aiohttp"),
     pytest.param(("asyncio", "httpx"), id="asyncio-httpx"),
     pytest.param(("trio", "httpx"), id="trio-httpx"),
@@ -57,9 +60,12 @@ def server() -> Iterator[EmulatorServer]:
 @pytest.fixture
 async def rg(engine: tuple[str, str], server: EmulatorServer) -> AsyncIterator[AsyncRunGen]:
     """A client over the engine's transport, talking to `server` with the demo key."""
-    transport: httpx.AsyncBaseTransport = (
-        AiohttpTransport() if engine[1] == "aiohttp" else httpx.AsyncHTTPTransport()
-    )
+    transports: dict[str, type[httpx.AsyncBaseTransport]] = {
+        "wire": WireTransport,
+        "aiohttp": AiohttpTransport,
+        "httpx": httpx.AsyncHTTPTransport,
+    }
+    transport = transports[engine[1]]()
     async with AsyncRunGen(
         "rg-demo-key", base_url=server.base_url, transport=transport, retry=NO_WAIT_RETRY
     ) as client:

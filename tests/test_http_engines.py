@@ -1,4 +1,10 @@
-"""AiohttpTransport and AutoTransport against real loopback servers started by each test."""
+"""
+The SDK's HTTP engines against real loopback servers started by each test.
+
+The contract tests run once over `WireTransport` (the SDK's own HTTP/1.1 client) and once
+over `AiohttpTransport`; both must behave as httpx's own transport does. `AutoTransport`'s
+choice is tested at the end. WireTransport's own parser and pool: tests/test_wire_transport.py.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import aiohttp
 import anyio
@@ -18,10 +25,13 @@ import pytest
 from aiohttp import web
 from aiohttp.client_reqrep import ConnectionKey
 
-from rungen_async._aiohttp import AiohttpTransport, AutoTransport, _Slots, _to_httpx
+from rungen_async._aiohttp import AiohttpTransport, AutoTransport, _to_httpx
+from rungen_async._wire import Slots as _Slots
+from rungen_async._wire import WireTransport
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RawHandler = Callable[[anyio.abc.SocketStream], Awaitable[None]]
+Engine = type[WireTransport] | type[AiohttpTransport]
 
 TINY = 0.05  # seconds: long enough for loopback, short enough to keep the suite fast
 
@@ -30,6 +40,18 @@ TINY = 0.05  # seconds: long enough for loopback, short enough to keep the suite
 def anyio_backend() -> str:
     """aiohttp runs only on asyncio; the trio tests below parametrise this back to trio."""
     return "asyncio"
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(WireTransport, id="wire"),
+        pytest.param(AiohttpTransport, id="aiohttp"),
+    ]
+)
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """The transport class under test: every contract test runs over both."""
+    engine: Engine = request.param
+    return engine
 
 
 @asynccontextmanager
@@ -97,11 +119,11 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
-async def test_round_trip_sends_httpx_request_unchanged(method: str) -> None:
+async def test_round_trip_sends_httpx_request_unchanged(method: str, engine: Engine) -> None:
     """Method, path, encoded query, headers and JSON body reach the server as httpx built them."""
     async with (
         web_server(("*", "/{tail:.*}", echo)) as base_url,
-        httpx.AsyncClient(transport=AiohttpTransport(), base_url=base_url) as client,
+        httpx.AsyncClient(transport=engine(), base_url=base_url) as client,
     ):
         response = await client.request(
             method,
@@ -132,11 +154,11 @@ async def test_round_trip_sends_httpx_request_unchanged(method: str) -> None:
         assert echoed["headers"]["Content-Type"] == "application/json"
 
 
-async def test_round_trip_adds_no_headers_httpx_left_out() -> None:
+async def test_round_trip_adds_no_headers_httpx_left_out(engine: Engine) -> None:
     """aiohttp's own User-Agent and Content-Type never replace ones the caller removed."""
     async with (
         web_server(("*", "/", echo)) as base_url,
-        httpx.AsyncClient(transport=AiohttpTransport(), base_url=base_url) as client,
+        httpx.AsyncClient(transport=engine(), base_url=base_url) as client,
     ):
         request = client.build_request("POST", "/", content=b"raw")
         del request.headers["User-Agent"]
@@ -158,11 +180,11 @@ async def test_round_trip_adds_no_headers_httpx_left_out() -> None:
         pytest.param(500, id="500"),
     ],
 )
-async def test_status_code_passes_through(status: int) -> None:
+async def test_status_code_passes_through(status: int, engine: Engine) -> None:
     """Any status the server sends is the response's status, with its body."""
     async with (
         web_server(("*", "/", echo)) as base_url,
-        httpx.AsyncClient(transport=AiohttpTransport(), base_url=base_url) as client,
+        httpx.AsyncClient(transport=engine(), base_url=base_url) as client,
     ):
         response = await client.post("/", params={"status": status}, json={})
 
@@ -170,7 +192,7 @@ async def test_status_code_passes_through(status: int) -> None:
     assert response.json()["method"] == "POST"
 
 
-async def test_empty_204_body() -> None:
+async def test_empty_204_body(engine: Engine) -> None:
     """A 204 has empty content and is not an error."""
 
     async def no_content(request: web.Request) -> web.Response:
@@ -178,7 +200,7 @@ async def test_empty_204_body() -> None:
 
     async with (
         web_server(("DELETE", "/", no_content)) as base_url,
-        httpx.AsyncClient(transport=AiohttpTransport(), base_url=base_url) as client,
+        httpx.AsyncClient(transport=engine(), base_url=base_url) as client,
     ):
         response = await client.delete("/")
 
@@ -186,7 +208,7 @@ async def test_empty_204_body() -> None:
     assert response.content == b""
 
 
-async def test_gzip_body_is_decoded_by_httpx() -> None:
+async def test_gzip_body_is_decoded_by_httpx(engine: Engine) -> None:
     """The body arrives compressed and httpx decodes it, as with its own transport."""
 
     async def gzipped(request: web.Request) -> web.Response:
@@ -195,14 +217,14 @@ async def test_gzip_body_is_decoded_by_httpx() -> None:
 
     async with (
         web_server(("GET", "/", gzipped)) as base_url,
-        httpx.AsyncClient(transport=AiohttpTransport(), base_url=base_url) as client,
+        httpx.AsyncClient(transport=engine(), base_url=base_url) as client,
     ):
         response = await client.get("/")
 
     assert response.json() == {"ok": True}
 
 
-async def test_redirect_is_left_to_httpx() -> None:
+async def test_redirect_is_left_to_httpx(engine: Engine) -> None:
     """The transport returns a 302 as is; following it is httpx's choice."""
 
     async def redirect(request: web.Request) -> web.Response:
@@ -210,7 +232,7 @@ async def test_redirect_is_left_to_httpx() -> None:
 
     async with (
         web_server(("GET", "/", redirect), ("GET", "/elsewhere", echo)) as base_url,
-        httpx.AsyncClient(transport=AiohttpTransport(), base_url=base_url) as client,
+        httpx.AsyncClient(transport=engine(), base_url=base_url) as client,
     ):
         unfollowed = await client.get("/")
         followed = await client.get("/", follow_redirects=True)
@@ -219,7 +241,7 @@ async def test_redirect_is_left_to_httpx() -> None:
     assert followed.json()["path"] == "/elsewhere"
 
 
-async def test_http_10_response_reports_its_version() -> None:
+async def test_http_10_response_reports_its_version(engine: Engine) -> None:
     """An HTTP/1.0 answer is reported as such, like httpx's own transport does."""
 
     async def old_server(stream: anyio.abc.SocketStream) -> None:
@@ -228,7 +250,7 @@ async def test_http_10_response_reports_its_version() -> None:
 
     async with (
         raw_server(old_server) as base_url,
-        httpx.AsyncClient(transport=AiohttpTransport()) as client,
+        httpx.AsyncClient(transport=engine()) as client,
     ):
         response = await client.get(base_url)
 
@@ -236,14 +258,14 @@ async def test_http_10_response_reports_its_version() -> None:
     assert response.text == "ok"
 
 
-async def test_refused_port_raises_connect_error() -> None:
+async def test_refused_port_raises_connect_error(engine: Engine) -> None:
     """Nothing listening means nothing was sent: ConnectError."""
-    async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+    async with httpx.AsyncClient(transport=engine()) as client:
         with pytest.raises(httpx.ConnectError):
             await client.post(f"http://127.0.0.1:{free_port()}/", json={})
 
 
-async def test_silent_server_raises_read_timeout() -> None:
+async def test_silent_server_raises_read_timeout(engine: Engine) -> None:
     """A server that accepts the request and never answers trips the read timeout."""
     arrived = anyio.Event()
 
@@ -254,7 +276,7 @@ async def test_silent_server_raises_read_timeout() -> None:
 
     async with (
         raw_server(silent) as base_url,
-        httpx.AsyncClient(transport=AiohttpTransport(), timeout=TINY) as client,
+        httpx.AsyncClient(transport=engine(), timeout=TINY) as client,
     ):
         with pytest.raises(httpx.ReadTimeout):
             await client.post(base_url, json={})
@@ -262,7 +284,7 @@ async def test_silent_server_raises_read_timeout() -> None:
     assert arrived.is_set()
 
 
-async def test_close_mid_body_raises_remote_protocol_error() -> None:
+async def test_close_mid_body_raises_remote_protocol_error(engine: Engine) -> None:
     """A connection closed part-way through the body is a protocol error, not a short body."""
 
     async def truncating(stream: anyio.abc.SocketStream) -> None:
@@ -272,13 +294,13 @@ async def test_close_mid_body_raises_remote_protocol_error() -> None:
 
     async with (
         raw_server(truncating) as base_url,
-        httpx.AsyncClient(transport=AiohttpTransport()) as client,
+        httpx.AsyncClient(transport=engine()) as client,
     ):
         with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
             await client.get(base_url)
 
 
-async def test_close_without_response_raises_remote_protocol_error() -> None:
+async def test_close_without_response_raises_remote_protocol_error(engine: Engine) -> None:
     """A server that hangs up after reading the request leaves it ambiguous."""
 
     async def hang_up(stream: anyio.abc.SocketStream) -> None:
@@ -287,13 +309,13 @@ async def test_close_without_response_raises_remote_protocol_error() -> None:
 
     async with (
         raw_server(hang_up) as base_url,
-        httpx.AsyncClient(transport=AiohttpTransport()) as client,
+        httpx.AsyncClient(transport=engine()) as client,
     ):
         with pytest.raises(httpx.RemoteProtocolError):
             await client.post(base_url, json={})
 
 
-async def test_full_pool_raises_pool_timeout_then_recovers() -> None:
+async def test_full_pool_raises_pool_timeout_then_recovers(engine: Engine) -> None:
     """Waiting longer than the pool timeout for a connection raises PoolTimeout."""
     release = anyio.Event()
 
@@ -303,7 +325,7 @@ async def test_full_pool_raises_pool_timeout_then_recovers() -> None:
 
     async with (
         web_server(("GET", "/", held)) as base_url,
-        httpx.AsyncClient(transport=AiohttpTransport(limit=1), base_url=base_url) as client,
+        httpx.AsyncClient(transport=engine(limit=1), base_url=base_url) as client,
         anyio.create_task_group() as tg,
     ):
         tg.start_soon(client.get, "/")
@@ -316,7 +338,7 @@ async def test_full_pool_raises_pool_timeout_then_recovers() -> None:
     assert response.text == "done"
 
 
-async def test_concurrency_never_exceeds_limit() -> None:
+async def test_concurrency_never_exceeds_limit(engine: Engine) -> None:
     """With limit=2, five concurrent requests use at most two connections at a time."""
     in_flight = 0
     most = 0
@@ -337,7 +359,7 @@ async def test_concurrency_never_exceeds_limit() -> None:
 
     async with (
         web_server(("GET", "/", counted)) as base_url,
-        httpx.AsyncClient(transport=AiohttpTransport(limit=2), base_url=base_url) as client,
+        httpx.AsyncClient(transport=engine(limit=2), base_url=base_url) as client,
         anyio.create_task_group() as tg,
     ):
         for _ in range(5):
@@ -353,9 +375,9 @@ async def test_concurrency_never_exceeds_limit() -> None:
     assert len(peers) <= 2
 
 
-async def test_pool_slot_is_returned_after_errors() -> None:
+async def test_pool_slot_is_returned_after_errors(engine: Engine) -> None:
     """Failed requests give their slot back, so a limit of one still serves the next request."""
-    async with httpx.AsyncClient(transport=AiohttpTransport(limit=1)) as client:
+    async with httpx.AsyncClient(transport=engine(limit=1)) as client:
         for _ in range(3):
             with pytest.raises(httpx.ConnectError):
                 await client.get(f"http://127.0.0.1:{free_port()}/", timeout=1)
@@ -386,10 +408,10 @@ async def test_aclose_before_use_is_harmless() -> None:
     assert transport._session is None
 
 
-def test_limit_must_be_positive() -> None:
+def test_limit_must_be_positive(engine: Engine) -> None:
     """A limit of zero would deadlock, so it is refused at construction."""
     with pytest.raises(ValueError, match="limit"):
-        AiohttpTransport(limit=0)
+        engine(limit=0)
 
 
 _KEY = ConnectionKey("api.test", 443, True, True, None, None, None)
@@ -471,9 +493,19 @@ async def test_slots_hand_over_in_order_and_skip_timed_out_waiters() -> None:
     assert not slots.try_acquire()
 
 
-async def test_auto_transport_picks_aiohttp_on_asyncio() -> None:
-    """On asyncio with aiohttp installed, the fast transport is chosen."""
-    transport = AutoTransport()
+@pytest.mark.parametrize(
+    ("asyncio_engine", "expected"),
+    [
+        pytest.param("wire", WireTransport, id="wire"),
+        pytest.param("aiohttp", AiohttpTransport, id="aiohttp"),
+        pytest.param("httpx", httpx.AsyncHTTPTransport, id="httpx"),
+    ],
+)
+async def test_auto_transport_picks_the_asked_engine_on_asyncio(
+    asyncio_engine: Literal["wire", "aiohttp", "httpx"], expected: type[object]
+) -> None:
+    """On asyncio the SDK's own engine is the default; aiohttp or httpx's are one switch away."""
+    transport = AutoTransport(asyncio_engine=asyncio_engine)
     async with (
         web_server(("GET", "/", echo)) as base_url,
         httpx.AsyncClient(transport=transport, base_url=base_url) as client,
@@ -481,7 +513,25 @@ async def test_auto_transport_picks_aiohttp_on_asyncio() -> None:
         response = await client.get("/")
 
     assert response.json()["method"] == "GET"
-    assert isinstance(transport.chosen, AiohttpTransport)
+    assert type(transport.chosen) is expected
+
+
+async def test_auto_transport_default_is_the_wire_engine() -> None:
+    """Without a choice, asyncio gets WireTransport."""
+    transport = AutoTransport()
+    async with (
+        web_server(("GET", "/", echo)) as base_url,
+        httpx.AsyncClient(transport=transport, base_url=base_url) as client,
+    ):
+        await client.get("/")
+
+    assert type(transport.chosen) is WireTransport
+
+
+def test_auto_transport_refuses_an_unknown_engine() -> None:
+    """A misspelt engine is an error that lists the choices, before any request."""
+    with pytest.raises(ValueError, match="'wire', 'aiohttp' or 'httpx'"):
+        AutoTransport(asyncio_engine="aiohttpp")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
@@ -505,8 +555,8 @@ async def test_auto_transport_falls_back_to_httpx_on_trio() -> None:
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
-async def test_aiohttp_transport_refuses_trio_clearly() -> None:
+async def test_transport_refuses_trio_clearly(engine: Engine) -> None:
     """Used under trio, the transport says why it cannot work instead of failing obscurely."""
-    async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+    async with httpx.AsyncClient(transport=engine()) as client:
         with pytest.raises(RuntimeError, match="needs asyncio but is running under trio"):
             await client.get("http://127.0.0.1:1/")
