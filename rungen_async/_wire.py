@@ -39,6 +39,7 @@ _HTTP_11: Final = b"HTTP/1.1"
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 _NO_BODY_STATUS: Final = frozenset({204, 304})
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_HEX_DIGITS: Final = b"0123456789abcdefABCDEF"
 
 # What a response's framing is, once its head is parsed.
 _LENGTH, _CHUNKED, _UNTIL_CLOSE = 0, 1, 2
@@ -233,8 +234,8 @@ class _Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
-        if self._status and self._framing == _UNTIL_CLOSE:
-            self._finish()  # the close is what ends this body
+        if self._status and self._framing == _UNTIL_CLOSE and exc is None:
+            self._finish()  # the close is what ends this body (a reset only cuts it short)
         elif exc is not None:
             self._fail(_Failure(httpx.ReadError, f"{type(exc).__name__}: {exc}"))
         elif not self._received:
@@ -389,9 +390,11 @@ class _Connection(asyncio.Protocol):
     def _parse_head(self) -> bool:
         buffer = self._buffer
         end = buffer.find(b"\r\n\r\n", self._pos)
+        # The head's length so far (its last 3 bytes may start the blank line), however the
+        # bytes arrived: a head found whole in one read is held to the same limit.
+        if (end if end >= 0 else len(buffer) - 3) - self._pos > _MAX_HEAD:
+            raise _Failure(httpx.RemoteProtocolError, "response headers too long")
         if end < 0:
-            if len(buffer) - self._pos > _MAX_HEAD:
-                raise _Failure(httpx.RemoteProtocolError, "response headers too long")
             return False
         lines = bytes(buffer[self._pos : end]).split(b"\r\n")
         self._pos = end + 4
@@ -417,7 +420,7 @@ class _Connection(asyncio.Protocol):
                     raise _Failure(httpx.RemoteProtocolError, f"bad Content-Length {value!r}")
                 length = int(value)
             elif lower == b"transfer-encoding":
-                chunked = value.lower().rsplit(b",", 1)[-1].strip() == b"chunked"
+                chunked = value.lower() == b"chunked"  # no other coding is undone here
                 if not chunked:
                     raise _Failure(httpx.RemoteProtocolError, f"unsupported coding {value!r}")
             elif lower == b"connection":
@@ -473,10 +476,9 @@ class _Connection(asyncio.Protocol):
                     return True  # the blank line after the last chunk (and any trailers)
                 continue
             size = line.split(b";", 1)[0].strip()
-            try:
-                self._remaining = int(size, 16)
-            except ValueError:
-                raise _Failure(httpx.RemoteProtocolError, f"bad chunk size {size[:20]!r}") from None
+            if not size or size.strip(_HEX_DIGITS):  # int() would take "-2", "0x10", "1_0"
+                raise _Failure(httpx.RemoteProtocolError, f"bad chunk size {size[:20]!r}")
+            self._remaining = int(size, 16)
             self._chunk_state = _TRAILER if self._remaining == 0 else _DATA
 
 
