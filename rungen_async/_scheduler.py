@@ -49,6 +49,10 @@ class DurationModel:
         self.capacity = capacity
         self.target_delay = target_delay
         self.plan: tuple[float, ...] = ()
+        #: Bumped by every re-plan: checks placed by an older plan are revised when due.
+        self.version = 0
+        #: Whether the plan counted sampled jobs still running (so it is provisional).
+        self.provisional = False
         self._since_plan = 0
 
     def __len__(self) -> int:
@@ -64,8 +68,12 @@ class DurationModel:
         """The longest run time kept."""
         return self._sorted[-1]
 
-    def add(self, duration: float, width: float = 0.0) -> None:
-        """Record a run time known to within *width* seconds; re-plan when it is worth it."""
+    def add(self, duration: float, width: float = 0.0, censored: Sequence[float] = ()) -> None:
+        """
+        Record a run time known to within *width* seconds; re-plan when it is worth it.
+
+        *censored*: the ages at which sampled jobs still running were last seen running.
+        """
         duration = max(duration, 0.0)
         if len(self._recent) >= self.capacity:
             old, _ = self._recent.popleft()
@@ -75,11 +83,26 @@ class DurationModel:
         self._since_plan += 1
         # Every sample counts while the model is young; then re-plan now and then.
         n = len(self._sorted)
-        if n <= 32 or self._since_plan >= min(64, n // 4):
-            self.plan = plan_checks(
-                [d for d, _ in self._recent], self.target_delay, [w for _, w in self._recent]
-            )
-            self._since_plan = 0
+        if n <= 32 or self._since_plan >= min(64, n // 4) or self.provisional:
+            self.replan(censored)
+
+    def replan(self, censored: Sequence[float] = ()) -> None:
+        """Choose the check ages again from the samples and the *censored* ages."""
+        self.plan = plan_checks(
+            [d for d, _ in self._recent],
+            self.target_delay,
+            [w for _, w in self._recent],
+            censored,
+        )
+        # Provisional while a material share of the sampled jobs is older than every run
+        # time seen (early in a batch); afterwards the running ones hardly move the plan.
+        self.provisional = (
+            bool(censored)
+            and bool(self._recent)
+            and (_kaplan_meier(self._sorted, censored)[1] > 0.02)
+        )
+        self.version += 1
+        self._since_plan = 0
 
     def next_age(self, age: float) -> float | None:
         """The first planned check age after *age*, or None past the plan's end."""
@@ -88,7 +111,10 @@ class DurationModel:
 
 
 def plan_checks(
-    samples: Sequence[float], target_delay: float, widths: Sequence[float] | None = None
+    samples: Sequence[float],
+    target_delay: float,
+    widths: Sequence[float] | None = None,
+    censored: Sequence[float] = (),
 ) -> tuple[float, ...]:
     """
     Choose the ages at which to check a job, given run-time *samples* (and their *widths*).
@@ -100,24 +126,39 @@ def plan_checks(
     expected checks + lambda * expected delay; lambda is searched for the cheapest plan
     whose expected delay is within *target_delay* of the mean run time. The plan ends past
     the slowest sample, where the estimate says nearly every job is done.
+
+    *censored* are the ages of sampled jobs still running (they were last seen running at
+    those ages). The first jobs to finish are the fast ones, so samples alone would say
+    every job is done soon after them; with the running ones counted (a Kaplan-Meier
+    estimate), the share not yet seen to finish is placed just past the oldest of them,
+    and the plan there is provisional: the scheduler revises it as the samples come in.
     """
     n = len(samples)
     if n == 0:
         return ()
     widths = widths or [0.0] * n
-    mean = sum(samples) / n
+    weights, tail_mass, tail_at = _kaplan_meier(samples, censored)
+    mean = sum(w * x for w, x in zip(weights, samples, strict=True)) + tail_mass * tail_at
     if mean <= 0:
         return (max(samples) or 1e-3,)
-    spread = math.sqrt(sum((x - mean) ** 2 for x in samples) / (n - 1)) if n > 1 else 0.0
+    plain = sum(samples) / n
+    spread = math.sqrt(sum((x - plain) ** 2 for x in samples) / (n - 1)) if n > 1 else 0.0
     # Silverman's rule, with a floor that says "about 15 % either way" while samples are few.
-    bandwidth = max(1.06 * spread * n**-0.2, 0.15 * mean / math.sqrt(n), 1e-3)
+    bandwidth = max(1.06 * spread * n**-0.2, 0.15 * plain / math.sqrt(n), 1e-3)
+    centres = list(samples)
     sigmas = [math.sqrt(bandwidth**2 + w * w / 12) for w in widths]
-    low = max(0.0, min(x - 2.5 * s for x, s in zip(samples, sigmas, strict=True)))
-    high = max(x + 2.5 * s for x, s in zip(samples, sigmas, strict=True))
+    if tail_mass > 1e-9:
+        weights.append(tail_mass)
+        centres.append(tail_at + bandwidth)
+        sigmas.append(bandwidth)
+    low = max(0.0, min(x - 2.5 * s for x, s in zip(centres, sigmas, strict=True)))
+    high = max(x + 2.5 * s for x, s in zip(centres, sigmas, strict=True))
     grid = [low + (high - low) * k / _GRID for k in range(_GRID + 1)]
     erf = math.erf
-    scaled = [(x, 1 / (s * _SQRT2)) for x, s in zip(samples, sigmas, strict=True)]
-    cdf = [sum(erf((t - x) * inv) for x, inv in scaled) / (2 * n) + 0.5 for t in grid]
+    scaled = [
+        (x, 1 / (s * _SQRT2), w / 2) for x, s, w in zip(centres, sigmas, weights, strict=True)
+    ]
+    cdf = [sum(half * erf((t - x) * inv) for x, inv, half in scaled) + 0.5 for t in grid]
     cdf[0], cdf[-1] = 0.0, 1.0
     # integral[k]: the integral of the CDF from grid[0] to grid[k] (trapezoids).
     integral = [0.0, *itertools.accumulate(
@@ -159,6 +200,32 @@ def plan_checks(
             else:
                 low_w = middle
     return tuple(grid[k] for k in path)
+
+
+def _kaplan_meier(
+    samples: Sequence[float], censored: Sequence[float]
+) -> tuple[list[float], float, float]:
+    """
+    Each sample's share of the run-time distribution, given jobs still running at *censored*.
+
+    Returns the weights (in the order of *samples*), the share not yet seen to finish, and
+    the age of the oldest job still running. Without censored ages every weight is 1/n.
+    """
+    n = len(samples)
+    if not censored:
+        return [1.0 / n] * n, 0.0, 0.0
+    # Finishes before running jobs of the same age (the usual tie rule).
+    events = sorted([(x, 0, i) for i, x in enumerate(samples)] + [(c, 1, -1) for c in censored])
+    at_risk = len(events)
+    survival = 1.0
+    weights = [0.0] * n
+    for _, running, index in events:
+        if not running:
+            share = survival / at_risk
+            weights[index] = share
+            survival -= share
+        at_risk -= 1
+    return weights, max(survival, 0.0), max(censored)
 
 
 class PollScheduler(Generic[K]):
@@ -217,6 +284,8 @@ class PollScheduler(Generic[K]):
         self.mature_samples = 3
         self._seq = itertools.count()
         self._added = 0
+        self._scouts: set[K] = set()  # scouts still running
+        self._planned_at = -math.inf  # when the model last re-planned
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -244,6 +313,8 @@ class PollScheduler(Generic[K]):
         job = _Tracked(submitted_at, scout, math.inf if deadline is None else deadline)
         job.cohort = not scout and (len(self.model) < self.mature_samples or self.queueing)
         self._jobs[key] = job
+        if scout:
+            self._scouts.add(key)
         if not known_age:
             self._push(key, submitted_at)
             return
@@ -254,6 +325,7 @@ class PollScheduler(Generic[K]):
         self._jobs.pop(key, None)
         self._due.pop(key, None)
         self._parked.discard(key)
+        self._scouts.discard(key)
 
     def next_due(self) -> float | None:
         """The earliest time a check is due, or None when nothing is tracked."""
@@ -263,13 +335,45 @@ class PollScheduler(Generic[K]):
         return heap[0][0] if heap else None
 
     def pop_due(self, now: float) -> K | None:
-        """Take the key of one job whose check is due at *now*, if any."""
-        if (due := self.next_due()) is None or due > now:
-            return None
-        _, _, key = heapq.heappop(self._heap)
-        del self._due[key]
-        self._parked.discard(key)
-        return key
+        """
+        Take the key of one job whose check is due at *now*, if any.
+
+        A check placed by an older plan is first revised by the current one: if that one
+        says later, the job is put back (no request), so provisional plans cost nothing.
+        """
+        model = self.model
+        if model.provisional and now - self._planned_at >= 0.02 * model.minimum:
+            # Time passes without finishes: the still-running scouts say something too.
+            self._planned_at = now
+            model.replan(self._censored(now))
+        while (due := self.next_due()) is not None and due <= now:
+            _, _, key = heapq.heappop(self._heap)
+            del self._due[key]
+            job = self._jobs[key]
+            if (
+                job.version != model.version
+                and not job.scout
+                and key not in self._parked
+                and model.plan
+            ):
+                revised = self._plan(key, job, job.last_check)
+                if revised > now:
+                    self._push(key, revised)
+                    continue
+            self._parked.discard(key)
+            return key
+        return None
+
+    def _censored(self, now: float) -> list[float]:
+        """
+        The ages of the scouts not yet seen to finish, at *now*.
+
+        Counted as running until now: a scout is checked every few per cent of its age, so
+        this overstates a run time by at most that, while its last check's age would leave
+        out the scouts just behind the newest sample (they were checked just before it).
+        """
+        jobs = self._jobs
+        return [now - jobs[key].submitted_at for key in self._scouts]
 
     def checked(self, key: K, now: float, *, finished: bool) -> None:
         """Record a check of *key* at *now*; schedule the next one unless it *finished*."""
@@ -282,7 +386,11 @@ class PollScheduler(Generic[K]):
                 # counters with nothing unseen) and this check.
                 was_empty = not self.model.plan
                 running = max(job.last_check, self.quiet_until)
-                self.model.add((running + now) / 2 - job.submitted_at, now - running)
+                self._scouts.discard(key)
+                self._planned_at = now
+                self.model.add(
+                    (running + now) / 2 - job.submitted_at, now - running, self._censored(now)
+                )
                 if was_empty or len(self.model) == self.mature_samples:
                     self._unpark(now)
             self.remove(key)
@@ -315,6 +423,7 @@ class PollScheduler(Generic[K]):
         if not model.plan or (job.cohort and self._cohort_waits()):
             # Nothing is known yet (or the cohort waits for a sweep).
             return self._park(key, age, now)
+        job.version = model.version
         planned = model.next_age(age)
         if planned is not None:
             return job.submitted_at + max(planned, age + self.min_interval)
@@ -405,10 +514,19 @@ class PollScheduler(Generic[K]):
 
 
 class _Tracked:
-    __slots__ = ("checks", "cohort", "deadline", "last_check", "scout", "submitted_at")
+    __slots__ = (
+        "checks",
+        "cohort",
+        "deadline",
+        "last_check",
+        "scout",
+        "submitted_at",
+        "version",
+    )
 
     def __init__(self, submitted_at: float, scout: bool, deadline: float) -> None:
         self.submitted_at = submitted_at
+        self.version = -1  # the model's version that placed its next check
         self.deadline = deadline
         self.last_check = submitted_at
         self.scout = scout

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rungen_async import PollScheduler
-from rungen_async._scheduler import DurationModel, plan_checks
+from rungen_async._scheduler import DurationModel, _kaplan_meier, plan_checks
 
 durations = st.lists(
     st.floats(min_value=0.05, max_value=600, allow_nan=False), min_size=1, max_size=300
@@ -153,7 +154,8 @@ def test_scheduler_never_loses_or_resurrects_a_job(
     popped = set()
     while (due := scheduler.next_due()) is not None:
         drained = scheduler.pop_due(due)
-        assert drained is not None
+        if drained is None:
+            continue  # revised by a newer plan: due later, still tracked
         assert drained not in popped
         assert drained not in removed
         popped.add(drained)
@@ -227,3 +229,77 @@ def test_first_wave_is_placed_by_the_model_once_three_scouts_finished() -> None:
     due = scheduler.next_due()
     assert due is not None
     assert 4.6 <= due < 6.0  # near the measured run times, not a parked job's rare check
+
+
+def test_running_jobs_count_in_the_run_time_estimate() -> None:
+    """Jobs still running (censored) keep their share of the estimate (Kaplan-Meier)."""
+    weights, tail, oldest = _kaplan_meier([1.0, 2.0, 3.0], [2.5, 10.0, 10.0])
+
+    assert weights == pytest.approx([1 / 6, 1 / 6, 2 / 9])
+    assert tail == pytest.approx(4 / 9)
+    assert oldest == 10.0
+    assert _kaplan_meier([1.0, 2.0], []) == ([0.5, 0.5], 0.0, 0.0)
+
+
+def test_first_finishers_do_not_end_the_plan_early() -> None:
+    """
+    The first jobs to finish are the fast ones. With 89 of 100 sampled jobs still running at
+    4.2 s, the plan's first check waits for more of them, instead of assuming (from the 11
+    finished alone) that nearly every job is done within half a second.
+    """
+    done = [4.0 + i / 50 for i in range(11)]  # 11 of 100 finished, 4.0 to 4.2 s
+
+    naive = plan_checks(done, 0.065, [0.1] * 11)
+    counted = plan_checks(done, 0.065, [0.1] * 11, censored=[4.2] * 89)
+
+    assert naive[-1] < 4.7  # "everything is done by 4.7 s": wrong for 89 % of the jobs
+    assert counted[0] > naive[0] + 0.2
+    assert counted[-1] > naive[-1]
+
+
+def _scheduler_with_samples(durations: list[float]) -> PollScheduler[int]:
+    """A scheduler whose scouts 0.. finished at *durations* (submitted at 0)."""
+    scheduler: PollScheduler[int] = PollScheduler(cold_scouts=len(durations))
+    for key in range(len(durations)):
+        scheduler.add(key, 0.0)
+    for key, duration in enumerate(durations):
+        scheduler._jobs[key].last_check = duration - 0.01
+        scheduler.checked(key, duration, finished=True)
+    return scheduler
+
+
+def test_a_check_placed_by_an_older_plan_is_revised_without_a_request() -> None:
+    """When a newer plan says later, a due check is put back: no request is made early."""
+    scheduler = _scheduler_with_samples([2.0, 2.1, 2.2])
+    scheduler.add(100, 0.0)
+    first = scheduler.next_due()
+    assert first is not None
+    assert first < 3.0
+    # A newer plan (say, after slower jobs finished) checks later.
+    scheduler.model.plan = (8.0, 9.0)
+    scheduler.model.version += 1
+
+    assert scheduler.pop_due(first) is None  # revised, not checked
+    revised = scheduler.next_due()
+    assert revised is not None
+    assert revised > first
+    assert scheduler.pop_due(revised) == 100  # and checked when the new plan says
+
+
+def test_provisional_plan_follows_the_running_scouts() -> None:
+    """While scouts run past every sample, the plan moves on with time, without finishes."""
+    scheduler: PollScheduler[int] = PollScheduler(cold_scouts=10)
+    for key in range(10):
+        scheduler.add(key, 0.0)
+    for key in range(10):
+        scheduler._jobs[key].last_check = 4.0
+    scheduler.checked(0, 4.1, finished=True)  # one fast scout; nine still running at 4.0
+    assert scheduler.model.provisional
+    before = scheduler.model.plan[-1]
+
+    for key in range(1, 10):
+        scheduler._jobs[key].last_check = 6.0  # still running at 6 s
+    scheduler.pop_due(6.0)
+
+    assert scheduler.model.plan[-1] > before
+    assert scheduler.model.plan[-1] > 6.0
