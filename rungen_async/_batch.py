@@ -21,7 +21,7 @@ import math
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 #: Called with a fresh stats snapshot after each outcome.
 ProgressCallback = Callable[[BatchStats], None]
+
+T = TypeVar("T")
 
 _CANCEL_TIMEOUT = 10.0
 _SUBMIT_RATE_LIMIT_TRIES = 8
@@ -106,6 +108,10 @@ class Batch:
         self.max_concurrency = max_concurrency
         self._max_in_flight = max_in_flight
         self._poll_rate = poll_rate
+        # The poll budget, a token bucket shared by the poller and the poll workers.
+        self._burst = max(1.0, poll_rate / 10)
+        self._tokens = 1.0
+        self._refilled = -math.inf
         self._job_deadline = job_deadline
         self._deadline = deadline
         self._journal_path = journal
@@ -135,9 +141,14 @@ class Batch:
         self.left_running_job_ids: list[str] = []
         #: Outcomes (CANCELED or TIMED_OUT) of items still in flight when the batch stopped.
         self.unfinished: list[Outcome] = []
-        send, receive = anyio.create_memory_object_stream[Outcome](max(64, max_in_flight))
-        self._out_send: MemoryObjectSendStream[Outcome] = send
-        self._out_receive: MemoryObjectReceiveStream[Outcome] = receive
+        # Outcomes, each with whether it holds an in-flight slot: the slot is freed when the
+        # caller takes the outcome, so a slow consumer holds back new submits (backpressure).
+        send, receive = anyio.create_memory_object_stream[tuple[Outcome, bool]](
+            max(64, max_in_flight)
+        )
+        self._out_send: MemoryObjectSendStream[tuple[Outcome, bool]] = send
+        self._out_receive: MemoryObjectReceiveStream[tuple[Outcome, bool]] = receive
+        self._taken = 0
         self._slots = anyio.Semaphore(max_in_flight)
         self._limiter = anyio.CapacityLimiter(max_concurrency)
         self._successes = 0
@@ -207,10 +218,23 @@ class Batch:
 
     async def __anext__(self) -> Outcome:
         # A plain iterator, not an async generator: breaking out leaves nothing to finalise.
+        # Outcomes already waiting are taken without yielding first (a busy event loop
+        # would otherwise hand the caller one outcome per turn and let them pile up),
+        # but every 64th take yields, so a caller with no awaits of its own never hogs it.
+        self._taken = (self._taken + 1) % 64
         try:
-            return await self._out_receive.receive()
+            if self._taken:
+                try:
+                    outcome, holds_slot = self._out_receive.receive_nowait()
+                except anyio.WouldBlock:
+                    outcome, holds_slot = await self._out_receive.receive()
+            else:
+                outcome, holds_slot = await self._out_receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             raise StopAsyncIteration from None
+        if holds_slot:
+            self._slots.release()
+        return outcome
 
     async def _run(self) -> None:
         async with self._out_send, anyio.create_task_group() as tg:
@@ -319,9 +343,12 @@ class Batch:
                     if journal is not None and index in journal.finished:
                         restored = _restored(self.app_id, index, value, journal.finished[index])
                         self._counter.count(restored.kind, resumed=True)
-                        await self._out_send.send(restored)
+                        await _send(self._out_send, (restored, False))
                         continue
-                    await self._slots.acquire()
+                    try:
+                        self._slots.acquire_nowait()
+                    except anyio.WouldBlock:
+                        await self._slots.acquire()
                     if journal is not None and index in journal.submitted:
                         # Submitted by an earlier run: re-attach by id, never submit again.
                         job = Job(id=journal.submitted[index], status=JobStatus.QUEUED)
@@ -330,11 +357,15 @@ class Batch:
                     if journal is not None:
                         journal.check_input(index, value)
                     self._pending_submits += 1
-                    await send.send((index, value))
+                    await _send(send, (index, value))
 
     async def _submitter(self, receive: MemoryObjectReceiveStream[tuple[int, Any]]) -> None:
         async with receive:
-            async for index, value in receive:
+            while True:
+                try:
+                    index, value = await _receive(receive)
+                except anyio.EndOfStream:
+                    return
                 try:
                     await self._submit(index, value)
                 finally:
@@ -350,20 +381,31 @@ class Batch:
         for attempt in range(_SUBMIT_RATE_LIMIT_TRIES):
             if self._checks_busy >= self._poll_workers:
                 await self._polls_first()
-            async with self._limiter:
-                try:
-                    job = await self._client.submit_job(self.app_id, value, idempotency_key=key)
-                except RateLimitError as exc:
-                    if attempt + 1 < _SUBMIT_RATE_LIMIT_TRIES:
-                        continue  # provably not processed: the client paused, so try again
-                    await self._finish_unsubmitted(index, value, OutcomeKind.REJECTED, exc)
-                    return
-                except AmbiguousRequestError as exc:
-                    await self._finish_unsubmitted(index, value, OutcomeKind.AMBIGUOUS, exc)
-                    return
-                except (RunGenError, TypeError, ValueError) as exc:
-                    await self._finish_unsubmitted(index, value, OutcomeKind.REJECTED, exc)
-                    return
+            limiter = self._limiter
+            try:
+                limiter.acquire_nowait()
+            except anyio.WouldBlock:
+                await limiter.acquire()
+            try:
+                job = await self._client.submit_job(self.app_id, value, idempotency_key=key)
+            except RateLimitError as exc:
+                limiter.release()
+                if attempt + 1 < _SUBMIT_RATE_LIMIT_TRIES:
+                    continue  # provably not processed: the client paused, so try again
+                await self._finish_unsubmitted(index, value, OutcomeKind.REJECTED, exc)
+                return
+            except AmbiguousRequestError as exc:
+                limiter.release()
+                await self._finish_unsubmitted(index, value, OutcomeKind.AMBIGUOUS, exc)
+                return
+            except (RunGenError, TypeError, ValueError) as exc:
+                limiter.release()
+                await self._finish_unsubmitted(index, value, OutcomeKind.REJECTED, exc)
+                return
+            except BaseException:
+                limiter.release()
+                raise
+            limiter.release()
             self._on_success()
             break
         if journal is not None:
@@ -409,29 +451,40 @@ class Batch:
         if self._wake is not None and due < self._wake_at:
             self._wake.cancel()
 
+    def _take_due(self, now: float) -> int | None:
+        """The key of a check due at *now*, if the poll budget allows one (takes a token)."""
+        if self._refilled == -math.inf:
+            self._refilled = now
+        tokens = min(self._burst, self._tokens + (now - self._refilled) * self._poll_rate)
+        self._refilled = now
+        key = None
+        if tokens >= 1 - 1e-9:
+            key = self._scheduler.pop_due(now)
+            if key is not None:
+                tokens -= 1
+        self._tokens = tokens
+        return key
+
     async def _poller(self, send: MemoryObjectSendStream[int]) -> None:
+        """Hand due checks to idle poll workers; sleep until the next is due (or a poke)."""
         clock, scheduler = self._clock, self._scheduler
-        tokens, refilled = 1.0, clock.now()
-        burst = max(1.0, self._poll_rate / 10)
         while True:
             due = scheduler.next_due()
             if due is None and not self._feeding and not self._pending_submits and not self._items:
                 return
             now = clock.now()
-            tokens = min(burst, tokens + (now - refilled) * self._poll_rate)
-            refilled = now
-            if due is not None and due <= now and tokens >= 1 - 1e-9:
-                key = scheduler.pop_due(now)
+            if due is not None and due <= now:
+                key = self._take_due(now)
                 if key is not None:
-                    tokens -= 1
-                    await send.send(key)
-                continue
-            if due is None:
+                    await _send(send, key)
+                    continue
+                if self._tokens >= 1 - 1e-9:
+                    continue  # a newer plan moved that check later: look again
+                wait = (1 - self._tokens) / self._poll_rate
+            elif due is None:
                 wait = scheduler.max_interval
-            elif due > now:
-                wait = due - now
             else:
-                wait = (1 - tokens) / self._poll_rate
+                wait = due - now
             wait = max(wait, 1e-3)  # float dust must not spin the loop
             with anyio.CancelScope() as scope:
                 self._wake, self._wake_at = scope, now + wait
@@ -439,20 +492,34 @@ class Batch:
             self._wake, self._wake_at = None, math.inf
 
     async def _poll_worker(self, receive: MemoryObjectReceiveStream[int]) -> None:
+        """
+        Check the jobs the poller hands over; while more checks are due, take them directly.
+
+        Under load (every worker busy, checks waiting) a worker goes from one check to the
+        next without a hand-over through the poller: no task switch per check.
+        """
         async with receive:
-            async for index in receive:
-                item = self._items.get(index)
-                if item is None:
-                    continue
-                self._checks_busy += 1
+            while True:
                 try:
-                    await self._check(item)
-                finally:
-                    self._checks_busy -= 1
-                    eased = self._polls_eased
-                    if eased is not None and self._checks_busy < self._poll_workers:
-                        self._polls_eased = None
-                        eased.set()
+                    index: int | None = await _receive(receive)
+                except anyio.EndOfStream:
+                    return
+                while index is not None:
+                    item = self._items.get(index)
+                    if item is not None:
+                        self._checks_busy += 1
+                        try:
+                            await self._check(item)
+                        finally:
+                            self._checks_busy -= 1
+                            eased = self._polls_eased
+                            if eased is not None and self._checks_busy < self._poll_workers:
+                                self._polls_eased = None
+                                eased.set()
+                    try:
+                        index = receive.receive_nowait()  # a check the poller holds goes first
+                    except anyio.WouldBlock:
+                        index = self._take_due(self._clock.now())
 
     async def _polls_first(self) -> None:
         """
@@ -541,7 +608,6 @@ class Batch:
         await self._emit(
             Outcome(index=item.index, input=item.input, kind=kind, job=job, error=error)
         )
-        self._slots.release()
         if not self._items:
             self._poke(-math.inf)  # the poller may be done
 
@@ -549,14 +615,13 @@ class Batch:
         self, index: int, value: Any, kind: OutcomeKind, error: BaseException
     ) -> None:
         await self._emit(Outcome(index=index, input=value, kind=kind, job=None, error=error))
-        self._slots.release()
         self._poke(-math.inf)  # the poller may be done, or may take the next input
 
     async def _emit(self, outcome: Outcome) -> None:
         if self._journal is not None:
             self._journal.record_finished(outcome.index, outcome.to_journal())
         self._counter.count(outcome.kind)
-        await self._out_send.send(outcome)
+        await self._out_send.send((outcome, True))  # its slot is freed when it is taken
         if self._on_progress is not None:
             self._on_progress(self.stats)
 
@@ -602,6 +667,22 @@ class Batch:
             if self._journal is not None and job_id in cancelled:
                 # A resumed run submits this item again, under a fresh key.
                 self._journal.record_abandoned(item.index, job_id)
+
+
+async def _send(stream: MemoryObjectSendStream[T], item: T) -> None:
+    """Hand *item* to a waiting receiver at once if one is there; else wait (a checkpoint)."""
+    try:
+        stream.send_nowait(item)
+    except anyio.WouldBlock:
+        await stream.send(item)
+
+
+async def _receive(stream: MemoryObjectReceiveStream[T]) -> T:
+    """Take an item that is already waiting without yielding first; else wait for one."""
+    try:
+        return stream.receive_nowait()
+    except anyio.WouldBlock:
+        return await stream.receive()
 
 
 def _restored(app_id: str, index: int, value: Any, event: dict[str, Any]) -> Outcome:

@@ -68,11 +68,19 @@ class DurationModel:
         """The longest run time kept."""
         return self._sorted[-1]
 
-    def add(self, duration: float, width: float = 0.0, censored: Sequence[float] = ()) -> None:
+    def add(
+        self,
+        duration: float,
+        width: float = 0.0,
+        censored: Sequence[float] = (),
+        *,
+        replan: bool = True,
+    ) -> None:
         """
         Record a run time known to within *width* seconds; re-plan when it is worth it.
 
-        *censored*: the ages at which sampled jobs still running were last seen running.
+        *censored*: the ages of the sampled jobs still running. With *replan* false the
+        sample is only recorded (the caller re-plans soon, on its own schedule).
         """
         duration = max(duration, 0.0)
         if len(self._recent) >= self.capacity:
@@ -83,7 +91,7 @@ class DurationModel:
         self._since_plan += 1
         # Every sample counts while the model is young; then re-plan now and then.
         n = len(self._sorted)
-        if n <= 32 or self._since_plan >= min(64, n // 4) or self.provisional:
+        if replan and (n <= 32 or self._since_plan >= min(64, n // 4) or self.provisional):
             self.replan(censored)
 
     def replan(self, censored: Sequence[float] = ()) -> None:
@@ -166,27 +174,31 @@ def plan_checks(
     )]  # fmt: skip
     size = _GRID + 1
 
-    def delay(i: int, j: int) -> float:
-        """Expected delay of the jobs finishing between grid[i] and grid[j], checked at j."""
-        return integral[j] - integral[i] - cdf[i] * (grid[j] - grid[i])
+    # delays[j][i]: expected delay of the jobs finishing between grid[i] and grid[j] when
+    # they are checked at grid[j]. Computed once; every solve below reuses it.
+    delays = [
+        [integral[j] - integral[i] - cdf[i] * (grid[j] - grid[i]) for i in range(j)]
+        for j in range(size)
+    ]
+    survival = [1.0 - c for c in cdf]
 
     def solve(weight: float) -> tuple[list[int], float]:
-        cost = [0.0] + [math.inf] * (size - 1)
+        cost = [0.0] * size
         back = [0] * size
         for j in range(1, size):
-            best, arg = math.inf, 0
-            for i in range(j):
-                value = cost[i] + (1.0 - cdf[i]) + weight * delay(i, j)
-                if value < best:
-                    best, arg = value, i
-            cost[j], back[j] = best, arg
+            values = [
+                c + s + weight * d
+                for c, s, d in zip(cost[:j], survival[:j], delays[j], strict=True)
+            ]
+            best = min(values)
+            cost[j], back[j] = best, values.index(best)
         path: list[int] = []
         j = size - 1
         while j:
             path.append(j)
             j = back[j]
         path.reverse()
-        return path, sum(delay(a, b) for a, b in zip([0, *path], path, strict=False))
+        return path, sum(delays[b][a] for a, b in zip([0, *path], path, strict=False))
 
     wanted = target_delay * mean
     low_w, high_w = -4.0, 12.0  # log2 of lambda / mean
@@ -384,12 +396,24 @@ class PollScheduler(Generic[K]):
             if job.scout:
                 # The finish lies between the last sign of the job running (a check, or
                 # counters with nothing unseen) and this check.
-                was_empty = not self.model.plan
+                model = self.model
+                was_empty = not model.plan
                 running = max(job.last_check, self.quiet_until)
                 self._scouts.discard(key)
-                self._planned_at = now
-                self.model.add(
-                    (running + now) / 2 - job.submitted_at, now - running, self._censored(now)
+                # A provisional plan is re-made at most every 2 % of the shortest run time
+                # (by `pop_due` in between): scouts finish by the hundred at once.
+                replan = (
+                    not model.provisional
+                    or len(model) < self.mature_samples
+                    or now - self._planned_at >= 0.02 * model.minimum
+                )
+                if replan:
+                    self._planned_at = now
+                model.add(
+                    (running + now) / 2 - job.submitted_at,
+                    now - running,
+                    self._censored(now) if replan else (),
+                    replan=replan,
                 )
                 if was_empty or len(self.model) == self.mature_samples:
                     self._unpark(now)
