@@ -121,6 +121,7 @@ class Batch:
         self._cancel_timed_out = cancel_timed_out
         self._on_progress = on_progress
         self._scheduler = scheduler if scheduler is not None else PollScheduler[int]()
+        self._scheduler.poll_rate = poll_rate
         self._items: dict[int, _Item] = {}
         self._counter = StatsCounter()
         self._tg: TaskGroup | None = None

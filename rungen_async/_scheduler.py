@@ -294,6 +294,10 @@ class PollScheduler(Generic[K]):
         #: had not seen: every job still tracked was running then.
         self.quiet_until = -math.inf
         self.mature_samples = 3
+        #: Status requests per second the batch may send (set by the batch): bursts of
+        #: checks are started early enough that draining them at this rate is centred on
+        #: their planned times. None: no budget is known.
+        self.poll_rate: float | None = None
         self._seq = itertools.count()
         self._added = 0
         self._scouts: set[K] = set()  # scouts still running
@@ -450,6 +454,8 @@ class PollScheduler(Generic[K]):
         job.version = model.version
         planned = model.next_age(age)
         if planned is not None:
+            if not job.checks:
+                planned -= job.lead  # part of a burst started early (see _burst_lead)
             return job.submitted_at + max(planned, age + self.min_interval)
         # Slower than any job seen: back off geometrically.
         return now + self._clamp(age * 0.15)
@@ -503,12 +509,37 @@ class PollScheduler(Generic[K]):
             self._push(key, now)
 
     def _unpark(self, now: float) -> None:
+        placed: list[tuple[float, K]] = []
         for key in list(self._parked):
             job = self._jobs[key]
             if job.cohort and self._cohort_waits():
                 continue
             self._parked.discard(key)
-            self._push(key, max(now, self._plan(key, job, now)))
+            placed.append((max(now, self._plan(key, job, now)), key))
+        placed.sort(key=lambda entry: entry[0])
+        lead = self._burst_lead([when for when, _ in placed], now)
+        for when, key in placed:
+            job = self._jobs[key]
+            job.lead = lead if not job.checks else 0.0
+            self._push(key, max(now, when - job.lead))
+
+    def _burst_lead(self, times: list[float], now: float) -> float:
+        """
+        How much earlier to start a burst of checks due at sorted *times*.
+
+        Jobs submitted together come off the park due together; the poll budget drains
+        them one by one, the last ones late. Starting the burst half its worst lateness
+        early centres the drain on the planned times instead of trailing them.
+        """
+        rate = self.poll_rate
+        if not rate or len(times) < 2:
+            return 0.0
+        free = -math.inf  # when the budget can take the next check
+        worst = 0.0
+        for when in times:
+            free = max(free, when) + 1.0 / rate
+            worst = max(worst, free - when)
+        return min(worst / 2, max(0.0, times[0] - now))
 
     def _park(self, key: K, age: float, now: float) -> float:
         """Park *key* until a sweep or the model places it; returns its rare safety check."""
@@ -543,6 +574,7 @@ class _Tracked:
         "cohort",
         "deadline",
         "last_check",
+        "lead",
         "scout",
         "submitted_at",
         "version",
@@ -551,6 +583,7 @@ class _Tracked:
     def __init__(self, submitted_at: float, scout: bool, deadline: float) -> None:
         self.submitted_at = submitted_at
         self.version = -1  # the model's version that placed its next check
+        self.lead = 0.0  # how much earlier its first check comes (a burst, centred)
         self.deadline = deadline
         self.last_check = submitted_at
         self.scout = scout

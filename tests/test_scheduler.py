@@ -303,3 +303,40 @@ def test_provisional_plan_follows_the_running_scouts() -> None:
 
     assert scheduler.model.plan[-1] > before
     assert scheduler.model.plan[-1] > 6.0
+
+
+def test_a_burst_of_checks_is_centred_on_its_planned_time() -> None:
+    """
+    A first wave submitted together comes off the park due at once; at 100 checks a second,
+    about 200 of them take 2 s to drain. They start about 1 s early, so the drain straddles
+    the planned time instead of trailing it by up to 2 s.
+    """
+
+    def first_wave_due(poll_rate: float | None) -> list[float]:
+        scheduler: PollScheduler[int] = PollScheduler(cold_scouts=3)
+        scheduler.poll_rate = poll_rate
+        scheduler.sweeping = True
+        for key in range(3):
+            scheduler.add(key, 0.0)  # the scouts
+        for key in range(3, 203):
+            scheduler.add(key, 5.0)  # the first wave, submitted together
+        scheduler.quiet_until = 9.9  # the counters: nothing had finished at 9.9 s
+        scheduler.wake_scouts(9.9)
+        for key in range(3):
+            assert scheduler.pop_due(9.9) == key
+            scheduler.checked(key, 10.0 + key / 10, finished=True)
+        live, jobs = scheduler._due, scheduler._jobs
+        return sorted(
+            when
+            for when, seq, key in scheduler._heap
+            if live.get(key) == seq and not jobs[key].scout
+        )
+
+    planned = first_wave_due(None)
+    centred = first_wave_due(100.0)
+
+    assert len(planned) == len(centred) == 198  # two of the 200 are scouts
+    assert len(set(planned)) == 1  # one planned time for the whole wave
+    assert planned[0] > 13.0
+    lead = planned[0] - centred[0]
+    assert 0.95 <= lead <= 1.0  # half of the 1.98 s drain
