@@ -198,6 +198,7 @@ class _Connection(asyncio.Protocol):
         self._chunk_state = _SIZE
         self._chunks: list[bytes] = []
         self._pos = 0
+        self._scanned = 0  # where the search for the end of the head resumes
         self._received = False  # any byte of a response has arrived
 
     # asyncio.Protocol
@@ -389,7 +390,10 @@ class _Connection(asyncio.Protocol):
 
     def _parse_head(self) -> bool:
         buffer = self._buffer
-        end = buffer.find(b"\r\n\r\n", self._pos)
+        # Resume the search where the last one stopped: a head trickling in a byte at a
+        # time is scanned once, not once per byte.
+        end = buffer.find(b"\r\n\r\n", max(self._pos, self._scanned))
+        self._scanned = max(self._pos, len(buffer) - 3) if end < 0 else 0
         # The head's length so far (its last 3 bytes may start the blank line), however the
         # bytes arrived: a head found whole in one read is held to the same limit.
         if (end if end >= 0 else len(buffer) - 3) - self._pos > _MAX_HEAD:
@@ -444,6 +448,10 @@ class _Connection(asyncio.Protocol):
         if self._no_body or status in _NO_BODY_STATUS:
             self._framing, self._remaining = _LENGTH, 0
         elif chunked:
+            if length is not None:
+                # Both framings (RFC 9112 6.3): chunked wins, and the connection is not
+                # trusted with another request.
+                self._keep_alive = False
             self._framing = _CHUNKED
         elif length is not None:
             self._framing, self._remaining = _LENGTH, length
@@ -605,6 +613,10 @@ class WireTransport(httpx.AsyncBaseTransport):
         else:
             prefix, target = url[:start], url[start:]
         origin = self._origins.get(prefix) or self._origin(prefix)
+        if " " in target:
+            raise httpx.LocalProtocolError(
+                "the URL must be percent-encoded (it contains a space)", request=_bare(method, url)
+            )
         lines = [f"{method} {target} HTTP/1.1", f"Host: {origin.host_header}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         if body is not None or method in _BODY_METHODS:
@@ -775,4 +787,11 @@ class WireTransport(httpx.AsyncBaseTransport):
 
 def _bare(method: str, url: str) -> httpx.Request:
     """A request for an httpx exception to carry: method and URL, no headers (no key)."""
-    return httpx.Request(method, url)
+    try:
+        return httpx.Request(method, url)
+    except httpx.InvalidURL:  # the URL itself is what was refused: keep its origin only
+        origin = url[: url.find("/", url.find("//") + 2)] if "//" in url else url
+        try:
+            return httpx.Request(method, origin)
+        except httpx.InvalidURL:
+            return httpx.Request(method, "http://invalid.invalid/")

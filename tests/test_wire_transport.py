@@ -368,6 +368,30 @@ async def test_bytes_beyond_the_response_make_the_connection_unusable() -> None:
     assert not connection.reusable
 
 
+async def test_chunked_with_a_content_length_is_read_chunked_and_not_reused() -> None:
+    """Both framings: chunked wins (RFC 9112), and the connection is not trusted again."""
+    reply, connection, _ = await respond(
+        [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\nok\r\n0\r\n\r\n"
+        ]
+    )
+
+    assert reply.content == b"ok"
+    assert not connection.reusable
+
+
+async def test_a_head_trickling_in_byte_by_byte_is_found() -> None:
+    """The search for the end of the head resumes where it stopped, and still finds it."""
+    wire = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    reply, connection, _ = await respond(split(wire, 1))
+
+    assert reply.status_code == 200
+    assert reply.content == b"ok"
+    assert connection.reusable
+
+
 async def test_bytes_arriving_on_an_idle_connection_drop_it() -> None:
     """Nothing asked for them, so a connection that receives unrequested bytes is dropped."""
     reply, connection, transport = await respond([b"HTTP/1.1 204 No Content\r\n\r\n"])
@@ -709,11 +733,14 @@ async def test_exchange_refuses_unsafe_headers_before_connecting(
 
 
 async def test_exchange_refuses_a_line_break_in_the_url_before_connecting() -> None:
-    """A URL that would split the request line is refused (as httpx refuses it) unsent."""
+    """A URL that would split or garble the request line is refused unsent."""
     server = Server()
     async with raw_server(server.handle) as url, WireTransport() as transport:
-        with pytest.raises((httpx.LocalProtocolError, httpx.InvalidURL)):
+        with pytest.raises(httpx.LocalProtocolError) as error:
             await transport.exchange("GET", f"{url}/a\r\nX-Injected: 1", {}, None, GUARD)
+        assert str(error.value.request.url) == f"{url}"  # its origin only: the URL was refused
+        with pytest.raises(httpx.LocalProtocolError, match="percent-encoded"):
+            await transport.exchange("GET", f"{url}/a b", {}, None, GUARD)
         await transport.exchange("GET", url, {}, None, GUARD)  # the server is there
 
     assert server.connections == [1]
