@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
+import urllib.request
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final, Literal
 
 import httpx
 import sniffio
 
+from ._validation import _is_loopback
 from ._wire import DEFAULT_KEEPALIVE_EXPIRY, DEFAULT_LIMIT, Reply, WireTransport
 from ._wire import Slots as _Slots
 
@@ -342,6 +344,10 @@ class AutoTransport(httpx.AsyncBaseTransport):
     if *asyncio_engine* is ``"aiohttp"`` (and aiohttp is installed), or httpx's own if it is
     ``"httpx"``. On trio it is always `httpx.AsyncHTTPTransport`. Every choice is configured
     from the same *limits* and *verify*.
+
+    With *trust_env* (the default, as in httpx), a proxy named by ``HTTPS_PROXY``,
+    ``HTTP_PROXY`` or ``ALL_PROXY`` for the first request's URL (and not bypassed by
+    ``NO_PROXY``) is honoured: the choice is then httpx's transport through that proxy.
     """
 
     def __init__(
@@ -350,6 +356,7 @@ class AutoTransport(httpx.AsyncBaseTransport):
         limits: httpx.Limits | None = None,
         verify: ssl.SSLContext | bool = True,
         asyncio_engine: Literal["wire", "aiohttp", "httpx"] = "wire",
+        trust_env: bool = True,
     ) -> None:
         if asyncio_engine not in ("wire", "aiohttp", "httpx"):
             raise ValueError(
@@ -360,6 +367,7 @@ class AutoTransport(httpx.AsyncBaseTransport):
         )
         self._verify = verify
         self._engine = asyncio_engine
+        self._trust_env = trust_env
         self._inner: httpx.AsyncBaseTransport | None = None
         self._mocked: httpx.AsyncBaseTransport | None = None
 
@@ -368,8 +376,13 @@ class AutoTransport(httpx.AsyncBaseTransport):
         """The transport picked on first use, or ``None`` before any request."""
         return self._inner
 
-    def _choose(self) -> httpx.AsyncBaseTransport:
+    def _choose(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
         limits = self._limits
+        proxy = _env_proxy(url) if self._trust_env else None
+        if proxy is not None:
+            # Only httpx's transport speaks to proxies: honour HTTP(S)_PROXY as httpx would.
+            self._inner = httpx.AsyncHTTPTransport(limits=limits, verify=self._verify, proxy=proxy)
+            return self._inner
         engine = self._engine if sniffio.current_async_library() == "asyncio" else "httpx"
         expiry = (
             DEFAULT_KEEPALIVE_EXPIRY if limits.keepalive_expiry is None else limits.keepalive_expiry
@@ -394,7 +407,7 @@ class AutoTransport(httpx.AsyncBaseTransport):
             # A test mock (respx, pytest-httpx) hooks httpx's own transport: go through it.
             fallback = self._mocked or self._mocked_transport()
             return await fallback.handle_async_request(request)
-        inner = self._inner or self._choose()
+        inner = self._inner or self._choose(request.url)
         return await inner.handle_async_request(request)
 
     def _mocked_transport(self) -> httpx.AsyncBaseTransport:
@@ -407,6 +420,22 @@ class AutoTransport(httpx.AsyncBaseTransport):
             await self._inner.aclose()
         if self._mocked is not None:
             await self._mocked.aclose()
+
+
+def _env_proxy(url: httpx.URL) -> str | None:
+    """
+    The proxy the environment names for *url*, if any (as httpx's trust_env reads it).
+
+    Loopback hosts never go through one: a proxy elsewhere cannot reach this machine's
+    loopback (where the local emulator runs).
+    """
+    if _is_loopback(url.host):
+        return None
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(url.host):
+        return None
+    return proxy
 
 
 _HTTPX_SEND: Final = "httpx._transports.default"

@@ -560,3 +560,44 @@ async def test_transport_refuses_trio_clearly(engine: Engine) -> None:
     async with httpx.AsyncClient(transport=engine()) as client:
         with pytest.raises(RuntimeError, match="needs asyncio but is running under trio"):
             await client.get("http://127.0.0.1:1/")
+
+
+async def test_auto_transport_honours_an_env_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With HTTP_PROXY set, requests go through the proxy (httpx's transport), as httpx's do."""
+    seen: list[bytes] = []
+
+    async def proxy(stream: anyio.abc.SocketStream) -> None:
+        seen.append(await read_request_head(stream))
+        await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nproxied")
+
+    async with raw_server(proxy) as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        transport = AutoTransport()
+        async with httpx.AsyncClient(transport=transport) as client:
+            response = await client.get("http://rungen.test/app/a1")
+
+    assert response.text == "proxied"
+    assert seen[0].startswith(b"GET http://rungen.test/app/a1 HTTP/1.1")
+    assert type(transport.chosen) is httpx.AsyncHTTPTransport
+
+
+async def test_loopback_and_trust_env_false_bypass_the_env_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The local emulator is never sent to a proxy; trust_env=False ignores proxies too."""
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    loopback = AutoTransport()
+    ignoring = AutoTransport(trust_env=False)
+    async with (
+        web_server(("GET", "/", echo)) as base_url,
+        httpx.AsyncClient(transport=loopback, base_url=base_url) as client,
+    ):
+        response = await client.get("/")
+
+    assert response.json()["method"] == "GET"
+    assert type(loopback.chosen) is WireTransport
+    chosen = ignoring._choose(httpx.URL("http://rungen.test/"))  # chosen, not sent
+    assert type(chosen) is WireTransport
+    await chosen.aclose()
