@@ -431,9 +431,10 @@ def _env_proxy(url: httpx.URL) -> str | None:
     """
     if _is_loopback(url.host):
         return None
-    proxies = urllib.request.getproxies()
+    proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(url.scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(url.host):
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # (not in typeshed)
+    if not proxy or bypass(url.host):
         return None
     return proxy
 

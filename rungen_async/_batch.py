@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -517,9 +518,14 @@ class Batch:
                             if eased is not None and self._checks_busy < self._poll_workers:
                                 self._polls_eased = None
                                 eased.set()
+                            else:
+                                eased = None
+                        if eased is not None:
+                            # A submit waits for a free worker: let it have its turn first.
+                            await anyio.lowlevel.checkpoint()
                     try:
                         index = receive.receive_nowait()  # a check the poller holds goes first
-                    except anyio.WouldBlock:
+                    except (anyio.WouldBlock, anyio.EndOfStream):
                         index = self._take_due(self._clock.now())
 
     async def _polls_first(self) -> None:

@@ -38,6 +38,7 @@ from ._validation import (
     check_api_key,
     check_base_url,
     check_gpu_tier,
+    check_header_value,
     check_id,
     check_model_url,
     check_text,
@@ -437,7 +438,7 @@ class AsyncRunGen:
             job_deadline=job_deadline,
             deadline=deadline,
             journal=journal,
-            batch_id=batch_id,
+            batch_id=None if batch_id is None else check_header_value("batch_id", batch_id),
             cancel_on_exit=cancel_on_exit,
             cancel_timed_out=cancel_timed_out,
             on_progress=on_progress,
@@ -478,6 +479,8 @@ class AsyncRunGen:
         idempotency_key: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> Any:
+        if idempotency_key is not None:
+            check_header_value("idempotency_key", idempotency_key)
         return await self._core.request(
             self._headers,
             method,

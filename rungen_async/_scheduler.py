@@ -358,7 +358,7 @@ class PollScheduler(Generic[K]):
         says later, the job is put back (no request), so provisional plans cost nothing.
         """
         model = self.model
-        if model.provisional and now - self._planned_at >= 0.02 * model.minimum:
+        if model.provisional and now - self._planned_at >= max(0.02 * model.minimum, 0.05):
             # Time passes without finishes: the still-running scouts say something too.
             self._planned_at = now
             model.replan(self._censored(now))
@@ -368,6 +368,7 @@ class PollScheduler(Generic[K]):
             job = self._jobs[key]
             if (
                 job.version != model.version
+                and job.version >= 0  # placed by a plan (not a job to check at once)
                 and not job.scout
                 and key not in self._parked
                 and model.plan
@@ -389,7 +390,13 @@ class PollScheduler(Generic[K]):
         out the scouts just behind the newest sample (they were checked just before it).
         """
         jobs = self._jobs
-        return [now - jobs[key].submitted_at for key in self._scouts]
+        ages = [now - jobs[key].submitted_at for key in self._scouts]
+        if len(self.model):
+            # A scout far slower than every sample is stuck, not informative: left out, it
+            # cannot keep the plan provisional (and pushing checks later) for ever.
+            limit = 3 * self.model.maximum
+            ages = [age for age in ages if age <= limit]
+        return ages
 
     def checked(self, key: K, now: float, *, finished: bool) -> None:
         """Record a check of *key* at *now*; schedule the next one unless it *finished*."""
@@ -409,7 +416,7 @@ class PollScheduler(Generic[K]):
                 replan = (
                     not model.provisional
                     or len(model) < self.mature_samples
-                    or now - self._planned_at >= 0.02 * model.minimum
+                    or now - self._planned_at >= max(0.02 * model.minimum, 0.05)
                 )
                 if replan:
                     self._planned_at = now

@@ -37,6 +37,23 @@ def check_id(name: str, value: object) -> str:
     )
 
 
+_HEADER_VALUE: Final = re.compile(r"[\x21-\x7e]+")
+
+
+def check_header_value(name: str, value: object) -> str:
+    """Return *value* if it can be sent as an HTTP header value (visible ASCII), else raise."""
+    if type(value) is str and len(value) <= 1024 and _HEADER_VALUE.fullmatch(value):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} is empty")
+    raise ValueError(
+        f"{name} must be at most 1024 visible ASCII characters (no spaces, line breaks or "
+        "control characters): it is sent as an HTTP header"
+    )
+
+
 def check_text(name: str, value: object, *, allow_empty: bool = False) -> str:
     """Return the string *value* of argument *name*, refusing blanks unless allowed."""
     if not isinstance(value, str):

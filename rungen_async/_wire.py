@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
+import select
 import ssl
 from collections.abc import Mapping
 from typing import Final
@@ -36,6 +38,9 @@ DEFAULT_KEEPALIVE_EXPIRY: Final = 5.0  # httpx.Limits' default
 
 _MAX_HEAD: Final = 64 * 1024  # bytes of status line and headers before we give up
 _HTTP_11: Final = b"HTTP/1.1"
+#: Idle longer than this (seconds), a connection's socket is looked at before reuse.
+_PROBE_AFTER: Final = 1.0
+_UNSAFE: Final = re.compile(rb"[\r\n\x00]")  # what would split or end a header line
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 _NO_BODY_STATUS: Final = frozenset({204, 304})
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
@@ -363,6 +368,27 @@ class _Connection(asyncio.Protocol):
             and not transport.is_closing()
         )
 
+    def still_open(self) -> bool:
+        """
+        Whether the peer has not closed the socket (nor sent anything) while it was idle.
+
+        The event loop learns of a close on its next turn; a request written before then
+        would fail as ambiguous. A look at the socket (a zero-timeout poll) tells now.
+        """
+        transport = self.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return True
+        fd = sock.fileno()
+        if fd < 0:
+            return False
+        # Readable while idle: the peer closed it (or sent what nobody asked for).
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            return not poller.poll(0)
+        return not select.select([fd], [], [], 0)[0]
+
     def abort(self) -> None:
         """Drop the connection at once."""
         self.closed = True
@@ -574,6 +600,11 @@ class WireTransport(httpx.AsyncBaseTransport):
         lines = [request.method.encode("ascii"), b" ", url.raw_path, b" HTTP/1.1\r\n"]
         chunked = False
         for name, value in raw:
+            if _UNSAFE.search(name) or _UNSAFE.search(value):
+                raise httpx.LocalProtocolError(
+                    f"header {name[:40]!r} has a line break or NUL in its name or value",
+                    request=_bare(request.method, str(request.url)),
+                )
             lines += (name, b": ", value, b"\r\n")
             if name.lower() == b"transfer-encoding":
                 chunked = True
@@ -699,9 +730,15 @@ class WireTransport(httpx.AsyncBaseTransport):
         self, origin: _Origin, loop: asyncio.AbstractEventLoop
     ) -> _Connection | None:
         idle = origin.idle
+        now = loop.time()
         while idle:
             connection = idle.pop()
-            if connection.reusable and loop.time() - connection.idle_since < self._keepalive_expiry:
+            idled = now - connection.idle_since
+            if (
+                connection.reusable
+                and idled < self._keepalive_expiry
+                and (idled < _PROBE_AFTER or connection.still_open())
+            ):
                 return connection
             self._drop(connection)
         return None

@@ -340,3 +340,25 @@ def test_a_burst_of_checks_is_centred_on_its_planned_time() -> None:
     assert planned[0] > 13.0
     lead = planned[0] - centred[0]
     assert 0.95 <= lead <= 1.0  # half of the 1.98 s drain
+
+
+def test_a_reattached_job_is_checked_at_once_whatever_the_plan() -> None:
+    """A job re-attached after a crash (age unknown) is due at once, even after a re-plan."""
+    scheduler = _scheduler_with_samples([2.0, 2.1, 2.2])
+    scheduler.add(100, 50.0, known_age=False)
+    scheduler.model.replan()  # a newer plan must not postpone it
+
+    assert scheduler.pop_due(50.0) == 100
+
+
+def test_a_stuck_scout_does_not_keep_the_plan_provisional() -> None:
+    """A scout running far past every sample is left out of the estimate, not waited for."""
+    scheduler: PollScheduler[int] = PollScheduler(cold_scouts=4)
+    for key in range(4):
+        scheduler.add(key, 0.0)
+    for key in range(3):
+        scheduler._jobs[key].last_check = 4.9 + key / 10
+        scheduler.checked(key, 5.0 + key / 10, finished=True)
+    assert scheduler._censored(5.3) == [5.3]  # the fourth scout still counts at 5.3 s
+
+    assert scheduler._censored(100.0) == []  # at 100 s (over 3x every sample) it is stuck

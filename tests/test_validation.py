@@ -88,6 +88,16 @@ CASES = [
     pytest.param(lambda rg: rg.get_app(".."), "may not be '.' or '..'", id="dotdot-alone"),
     pytest.param(lambda rg: rg.cancel_job("app_1", "job 1"), "not a valid id", id="space"),
     pytest.param(lambda rg: rg.delete_app(None), "must be a string id", id="none-id"),
+    pytest.param(
+        lambda rg: rg.submit_job("app_1", {"p": 1}, idempotency_key="k\r\nX-Evil: 1"),
+        "sent as an HTTP header",
+        id="key-line-break",
+    ),
+    pytest.param(
+        lambda rg: rg.run_batch("app_1", [{"p": 1}], batch_id="b 1"),
+        "batch_id must be at most 1024 visible ASCII",
+        id="batch-id-space",
+    ),
 ]
 
 

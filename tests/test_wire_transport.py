@@ -929,3 +929,58 @@ async def test_streamed_request_body_is_sent_as_one_chunk() -> None:
     assert response.content == b'e\r\n{"input": "x"}\r\n0\r\n\r\n'
     assert empty.content == b"0\r\n\r\n"
     assert server.connections == [1, 1]
+
+
+async def test_handle_async_request_refuses_a_line_break_in_a_header() -> None:
+    """httpx lets a CR/LF into a header value; the transport refuses it, sending nothing."""
+    server = Server()
+    async with raw_server(server.handle) as url, WireTransport() as transport:
+        request = httpx.Request("GET", url, headers={"idempotency-key": "k\r\nX-Injected: 1"})
+        with pytest.raises(httpx.LocalProtocolError, match="line break") as error:
+            await transport.handle_async_request(request)
+
+    assert "idempotency-key" not in error.value.request.headers  # no header values kept
+    assert server.connections == []
+
+
+def test_an_idle_connection_the_peer_closed_is_seen_before_reuse() -> None:
+    """
+    A server that closed a kept-alive connection is noticed by looking at the socket, even
+    before the event loop has had a turn to report it (a request there would be ambiguous).
+    """
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    closed = threading.Event()
+
+    def serve() -> None:
+        peer, _ = listener.accept()
+        peer.recv(1)
+        peer.close()
+        closed.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    async def main() -> tuple[bool, bool, bool]:
+        loop = asyncio.get_running_loop()
+        connection = _Connection(loop)
+        transport, _ = await loop.create_connection(lambda: connection, *listener.getsockname())
+        before = connection.still_open()
+        transport.write(b"x")
+        closed.wait(5)  # blocks this loop: it cannot learn of the close by itself
+        after = connection.still_open()
+        told = connection.closed
+        transport.close()
+        return before, after, told
+
+    try:
+        before, after, told = asyncio.run(main())
+    finally:
+        listener.close()
+
+    assert before
+    assert not told  # the loop had not processed the close yet...
+    assert not after  # ...but the socket said so
