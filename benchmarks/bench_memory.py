@@ -79,16 +79,37 @@ async def _child(case: str, jobs: int, base_url: str | None) -> dict[str, Any]:
     max_in_flight = jobs if case == "inflight-loopback" else 1000
     poll_rate = 5000.0 if case == "inflight-loopback" else _INSTANT_POLL_RATE
     done = status_requests = 0
+    lags: list[float] = []
+    connections = 0
     cpu0, wall0 = time.process_time(), time.monotonic()
     async with AsyncRunGen(API_KEY, **options) as rg:
+
+        async def watch() -> None:
+            """Every 10 ms: how late the loop woke us (a blocked loop wakes late), and
+            how many connections the client's pool holds."""
+            nonlocal connections
+            while True:
+                due = time.monotonic() + 0.01
+                await anyio.sleep(0.01)
+                lags.append(time.monotonic() - due)
+                fast = rg._core.fast
+                connections = max(connections, getattr(fast, "_open", 0))
+
         if case != "floor":
-            async with rg.batch(
-                APP_ID, _inputs(jobs), max_in_flight=max_in_flight, poll_rate=poll_rate
-            ) as batch:
-                async for outcome in batch:
-                    done += outcome.ok
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch)
+                async with rg.batch(
+                    APP_ID, _inputs(jobs), max_in_flight=max_in_flight, poll_rate=poll_rate
+                ) as batch:
+                    async for outcome in batch:
+                        done += outcome.ok
+                tg.cancel_scope.cancel()
             status_requests = batch.stats.status_requests
+    lags.sort()
     return {
+        "loop_lag_p99_ms": 1000 * lags[int(0.99 * (len(lags) - 1))] if lags else None,
+        "loop_lag_max_ms": 1000 * lags[-1] if lags else None,
+        "connections_max": connections if case != "lazy-inproc" else None,
         "case": case,
         "jobs": jobs,
         "ok": done,
@@ -140,9 +161,16 @@ def measure(case: str, jobs: int, base_url: str | None) -> dict[str, Any]:
     row["label"] = LABELS[case]
     row["transport"] = "in-process httpx transport" if case == "lazy-inproc" else "loopback TCP"
     row["loadavg"] = load
+    lag = row.get("loop_lag_max_ms")
     print(
         f"memory: {case} {jobs:,} jobs: peak RSS {row['maxrss_mb']:.1f} MB, "
-        f"wall {row['wall_s']:.1f} s, CPU {row['cpu_s']:.1f} s, load {load:.2f}",
+        f"wall {row['wall_s']:.1f} s, CPU {row['cpu_s']:.1f} s, load {load:.2f}"
+        + (
+            f", loop lag p99 {row['loop_lag_p99_ms']:.1f} ms max {lag:.1f} ms, "
+            f"connections {row['connections_max']}"
+            if lag is not None
+            else ""
+        ),
         flush=True,
     )
     return row

@@ -62,15 +62,27 @@ def memory_markdown(scenario: dict[str, Any]) -> list[str]:
         "Inputs come from a generator and outcomes are not kept.",
         "",
         "| case | transport | jobs | max in flight | peak RSS | over import floor | wall | "
-        "CPU µs/job |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "CPU µs/job | event-loop lag p99 / max | connections |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {row['label']} | {row['transport'] if row['jobs'] else '-'} | {row['jobs']:,} | "
         f"{row['max_in_flight']:,} | {row['maxrss_mb']:.1f} MB | "
         f"{row['maxrss_mb'] - scenario['floor_mb']:.1f} MB | {row['wall_s']:.1f} s | "
-        + (f"{1e6 * row['cpu_s'] / row['jobs']:.0f} |" if row["jobs"] else "- |")
+        + (f"{1e6 * row['cpu_s'] / row['jobs']:.0f} | " if row["jobs"] else "- | ")
+        + (
+            f"{row['loop_lag_p99_ms']:.1f} / {row['loop_lag_max_ms']:.1f} ms | "
+            if row.get("loop_lag_max_ms") is not None
+            else "- | "
+        )
+        + (f"{row['connections_max']} |" if row.get("connections_max") else "- |")
         for row in scenario["runs"]
+    ]
+    lines += [
+        "",
+        "Event-loop lag: how late a task sleeping 10 ms at a time woke up during the batch (a "
+        "loop blocked by the client wakes it late). Connections: the most the client's pool "
+        "held open at once (sampled every 10 ms).",
     ]
     ratio = scenario.get("large_vs_small")
     if ratio is not None:
