@@ -516,19 +516,31 @@ class PollScheduler(Generic[K]):
             self._push(key, now)
 
     def _unpark(self, now: float) -> None:
+        # Often the whole first wave at once (10,000 jobs and more): one pass, one heapify,
+        # rather than a push per job, to keep the event loop's stall short.
+        jobs, parked = self._jobs, self._parked
+        cohort_waits = self._cohort_waits()
         placed: list[tuple[float, K]] = []
-        for key in list(self._parked):
-            job = self._jobs[key]
-            if job.cohort and self._cohort_waits():
+        for key in list(parked):
+            job = jobs[key]
+            if job.cohort and cohort_waits:
                 continue
-            self._parked.discard(key)
+            parked.discard(key)  # `_plan` parks it again if it must wait
             placed.append((max(now, self._plan(key, job, now)), key))
         placed.sort(key=lambda entry: entry[0])
         lead = self._burst_lead([when for when, _ in placed], now)
+        heap, due, seq = self._heap, self._due, self._seq
         for when, key in placed:
-            job = self._jobs[key]
+            job = jobs[key]
             job.lead = lead if not job.checks else 0.0
-            self._push(key, max(now, when - job.lead))
+            when = min(max(now, when - job.lead), job.deadline)
+            number = next(seq)
+            due[key] = number
+            heap.append((when, number, key))
+        if placed:
+            if len(heap) > 2 * len(due) + 64:
+                heap[:] = [entry for entry in heap if due.get(entry[2]) == entry[1]]
+            heapq.heapify(heap)
 
     def _burst_lead(self, times: list[float], now: float) -> float:
         """

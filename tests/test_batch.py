@@ -247,7 +247,10 @@ async def test_polling_learns_run_times(rg: AsyncRunGen, app_id: str) -> None:
 
     assert result.ok
     assert len(scheduler.model) > 5
-    assert result.stats.status_requests / 600 < 3.0
+    # A poller checking every job once a second would need about 5 a job. On asyncio this
+    # run is deterministic (2.54); trio shuffles its run queue on purpose, so the figure
+    # moves between runs (2.45-2.89 in 40 runs, once 3.18 after other tests in the process).
+    assert result.stats.status_requests / 600 < 3.5
 
 
 async def test_rate_limit_halves_submit_concurrency(
