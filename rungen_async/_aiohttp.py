@@ -24,7 +24,14 @@ import httpx
 import sniffio
 
 from ._validation import _is_loopback
-from ._wire import DEFAULT_KEEPALIVE_EXPIRY, DEFAULT_LIMIT, Reply, WireTransport
+from ._wire import (
+    DEFAULT_KEEPALIVE_EXPIRY,
+    DEFAULT_LIMIT,
+    Reply,
+    WireTransport,
+    bare_request,
+    bind_loop,
+)
 from ._wire import Slots as _Slots
 
 if TYPE_CHECKING:
@@ -35,7 +42,6 @@ if TYPE_CHECKING:
 __all__ = [
     "AiohttpTransport",
     "AutoTransport",
-    "FastTransport",
     "default_transport",
     "httpx_is_patched",
 ]
@@ -99,21 +105,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _open(self) -> aiohttp.ClientSession:
         """Create the session inside the running loop, or explain why it cannot be."""
-        if self._closed:
-            raise RuntimeError("AiohttpTransport is closed")
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            library = sniffio.current_async_library()
-            raise RuntimeError(
-                f"AiohttpTransport needs asyncio but is running under {library}; "
-                "use AutoTransport or httpx.AsyncHTTPTransport instead"
-            ) from None
-        if self._session is not None:
-            raise RuntimeError(
-                "AiohttpTransport is bound to the event loop it was first used in; "
-                "create one transport per event loop"
-            )
+        loop = bind_loop("AiohttpTransport", closed=self._closed, bound=self._session is not None)
         import aiohttp
 
         if isinstance(self._verify, ssl.SSLContext):
@@ -237,7 +229,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 await slots.acquire(loop, pool)
             except TimeoutError as exc:
                 raise httpx.PoolTimeout(
-                    "timed out waiting for a connection", request=request or _bare(method, url)
+                    "timed out waiting for a connection",
+                    request=request or bare_request(method, str(url)),
                 ) from exc
         response: aiohttp.ClientResponse | None = None
         try:
@@ -254,7 +247,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except self._client_error as exc:
             if response is not None:
                 response.close()
-            raise _to_httpx(exc, request or _bare(method, url)) from exc
+            raise _to_httpx(exc, request or bare_request(method, str(url))) from exc
         except BaseException:  # cancelled: drop the half-read connection
             if response is not None:
                 response.close()
@@ -272,10 +265,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
 
 
-#: The transports the SDK can send through without httpx's Request and Response objects.
-FastTransport = WireTransport | AiohttpTransport
-
-
 def to_httpx_response(
     response: aiohttp.ClientResponse, content: bytes, request: httpx.Request
 ) -> httpx.Response:
@@ -290,11 +279,6 @@ def to_httpx_response(
             "reason_phrase": (response.reason or "").encode("ascii", "replace"),
         },
     )
-
-
-def _bare(method: str, url: URL) -> httpx.Request:
-    """A request for an httpx exception to carry: method and URL, no headers (no key)."""
-    return httpx.Request(method, str(url))
 
 
 def _http_version(version: tuple[int, int] | None) -> bytes:

@@ -555,23 +555,8 @@ class WireTransport(httpx.AsyncBaseTransport):
 
     def _bind(self) -> asyncio.AbstractEventLoop:
         """Bind to the running loop on first use, or explain why that cannot be."""
-        if self._closed:
-            raise RuntimeError("WireTransport is closed")
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            library = sniffio.current_async_library()
-            raise RuntimeError(
-                f"WireTransport needs asyncio but is running under {library}; "
-                "use AutoTransport or httpx.AsyncHTTPTransport instead"
-            ) from None
-        if self._loop is not None:
-            raise RuntimeError(
-                "WireTransport is bound to the event loop it was first used in; "
-                "create one transport per event loop"
-            )
-        self._loop = loop
-        return loop
+        self._loop = bind_loop("WireTransport", closed=self._closed, bound=self._loop is not None)
+        return self._loop
 
     def _origin(self, prefix: str) -> _Origin:
         """The pool for "scheme://authority", parsed once."""
@@ -603,7 +588,7 @@ class WireTransport(httpx.AsyncBaseTransport):
             if _UNSAFE.search(name) or _UNSAFE.search(value):
                 raise httpx.LocalProtocolError(
                     f"header {name[:40]!r} has a line break or NUL in its name or value",
-                    request=_bare(request.method, str(request.url)),
+                    request=bare_request(request.method, str(request.url)),
                 )
             lines += (name, b": ", value, b"\r\n")
             if name.lower() == b"transfer-encoding":
@@ -646,7 +631,8 @@ class WireTransport(httpx.AsyncBaseTransport):
         origin = self._origins.get(prefix) or self._origin(prefix)
         if " " in target:
             raise httpx.LocalProtocolError(
-                "the URL must be percent-encoded (it contains a space)", request=_bare(method, url)
+                "the URL must be percent-encoded (it contains a space)",
+                request=bare_request(method, url),
             )
         lines = [f"{method} {target} HTTP/1.1", f"Host: {origin.host_header}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
@@ -656,13 +642,14 @@ class WireTransport(httpx.AsyncBaseTransport):
         text = "\r\n".join(lines)
         if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
             raise httpx.LocalProtocolError(
-                "header names and values must not contain line breaks", request=_bare(method, url)
+                "header names and values must not contain line breaks",
+                request=bare_request(method, url),
             )
         try:
             data = text.encode("ascii")
         except UnicodeEncodeError:
             raise httpx.LocalProtocolError(
-                "header names and values must be ASCII", request=_bare(method, url)
+                "header names and values must be ASCII", request=bare_request(method, url)
             ) from None
         if body:
             data += body
@@ -699,7 +686,7 @@ class WireTransport(httpx.AsyncBaseTransport):
             except TimeoutError as exc:
                 raise httpx.PoolTimeout(
                     "timed out waiting for a connection",
-                    request=request or _bare(method, url or prefix),
+                    request=request or bare_request(method, url or prefix),
                 ) from exc
         connection: _Connection | None = None
         try:
@@ -709,11 +696,11 @@ class WireTransport(httpx.AsyncBaseTransport):
             reply = await connection.send(data, method == "HEAD", read, write)
         except _Failure as failure:
             raise failure.kind(
-                str(failure), request=request or _bare(method, url or prefix)
+                str(failure), request=request or bare_request(method, url or prefix)
             ) from None
         except httpx.TransportError as exc:
             if exc._request is None:  # raised by _connect, which knows no request
-                exc.request = request or _bare(method, url or prefix)
+                exc.request = request or bare_request(method, url or prefix)
             raise
         except BaseException:  # cancelled: the connection's state is unknown
             if connection is not None:
@@ -822,7 +809,32 @@ class WireTransport(httpx.AsyncBaseTransport):
                 self._drop(connection)
 
 
-def _bare(method: str, url: str) -> httpx.Request:
+def bind_loop(name: str, *, closed: bool, bound: bool) -> asyncio.AbstractEventLoop:
+    """
+    The running asyncio loop for transport *name* to bind to on first use.
+
+    Raises a `RuntimeError` that says what to do instead when the transport is *closed*,
+    is already *bound* to another loop, or runs under another async library (trio).
+    """
+    if closed:
+        raise RuntimeError(f"{name} is closed")
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        library = sniffio.current_async_library()
+        raise RuntimeError(
+            f"{name} needs asyncio but is running under {library}; "
+            "use AutoTransport or httpx.AsyncHTTPTransport instead"
+        ) from None
+    if bound:
+        raise RuntimeError(
+            f"{name} is bound to the event loop it was first used in; "
+            "create one transport per event loop"
+        )
+    return loop
+
+
+def bare_request(method: str, url: str) -> httpx.Request:
     """A request for an httpx exception to carry: method and URL, no headers (no key)."""
     try:
         return httpx.Request(method, url)
