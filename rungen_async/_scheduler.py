@@ -96,19 +96,17 @@ class DurationModel:
 
     def replan(self, censored: Sequence[float] = ()) -> None:
         """Choose the check ages again from the samples and the *censored* ages."""
-        self.plan = plan_checks(
-            [d for d, _ in self._recent],
-            self.target_delay,
-            [w for _, w in self._recent],
-            censored,
-        )
-        # Provisional while a material share of the sampled jobs is older than every run
-        # time seen (early in a batch); afterwards the running ones hardly move the plan.
-        self.provisional = (
-            bool(censored)
-            and bool(self._recent)
-            and (_kaplan_meier(self._sorted, censored)[1] > 0.02)
-        )
+        samples = [d for d, _ in self._recent]
+        if samples:
+            estimate = _kaplan_meier(samples, censored)
+            self.plan = _plan_checks(
+                samples, self.target_delay, [w for _, w in self._recent], estimate
+            )
+            # Provisional while a material share of the sampled jobs is older than every
+            # run time seen (early in a batch); afterwards the running ones hardly move it.
+            self.provisional = bool(censored) and estimate[1] > 0.02
+        else:
+            self.plan, self.provisional = (), False
         self.version += 1
         self._since_plan = 0
 
@@ -141,11 +139,21 @@ def plan_checks(
     estimate), the share not yet seen to finish is placed just past the oldest of them,
     and the plan there is provisional: the scheduler revises it as the samples come in.
     """
-    n = len(samples)
-    if n == 0:
+    if not samples:
         return ()
+    return _plan_checks(samples, target_delay, widths, _kaplan_meier(samples, censored))
+
+
+def _plan_checks(
+    samples: Sequence[float],
+    target_delay: float,
+    widths: Sequence[float] | None,
+    estimate: tuple[list[float], float, float],
+) -> tuple[float, ...]:
+    """`plan_checks` given the samples' Kaplan-Meier *estimate* (see `_kaplan_meier`)."""
+    n = len(samples)
     widths = widths or [0.0] * n
-    weights, tail_mass, tail_at = _kaplan_meier(samples, censored)
+    weights, tail_mass, tail_at = estimate
     mean = sum(w * x for w, x in zip(weights, samples, strict=True)) + tail_mass * tail_at
     if mean <= 0:
         return (max(samples) or 1e-3,)
@@ -529,17 +537,13 @@ class PollScheduler(Generic[K]):
             placed.append((max(now, self._plan(key, job, now)), key))
         placed.sort(key=lambda entry: entry[0])
         lead = self._burst_lead([when for when, _ in placed], now)
-        heap, due, seq = self._heap, self._due, self._seq
+        heap = self._heap
         for when, key in placed:
             job = jobs[key]
             job.lead = lead if not job.checks else 0.0
-            when = min(max(now, when - job.lead), job.deadline)
-            number = next(seq)
-            due[key] = number
-            heap.append((when, number, key))
+            heap.append(self._entry(key, max(now, when - job.lead)))
         if placed:
-            if len(heap) > 2 * len(due) + 64:
-                heap[:] = [entry for entry in heap if due.get(entry[2]) == entry[1]]
+            self._compact()
             heapq.heapify(heap)
 
     def _burst_lead(self, times: list[float], now: float) -> float:
@@ -573,18 +577,26 @@ class PollScheduler(Generic[K]):
         return min(self.max_interval, max(self.min_interval, interval))
 
     def _push(self, key: K, when: float) -> None:
+        heapq.heappush(self._heap, self._entry(key, when))
+        if self._compact():
+            heapq.heapify(self._heap)
+
+    def _entry(self, key: K, when: float) -> tuple[float, int, K]:
+        """The heap entry that makes *key* due at *when* (at its deadline at the latest)."""
         job = self._jobs.get(key)
         if job is not None and when > job.deadline:
             when = job.deadline
         seq = next(self._seq)
         self._due[key] = seq
-        heap = self._heap
-        heapq.heappush(heap, (when, seq, key))
-        if len(heap) > 2 * len(self._due) + 64:
-            # Rescheduled jobs leave stale entries behind; drop them before they pile up.
-            due = self._due
-            heap[:] = [entry for entry in heap if due.get(entry[2]) == entry[1]]
-            heapq.heapify(heap)
+        return (when, seq, key)
+
+    def _compact(self) -> bool:
+        """Drop stale entries (of rescheduled jobs) once they pile up; whether it did."""
+        heap, due = self._heap, self._due
+        if len(heap) <= 2 * len(due) + 64:
+            return False
+        heap[:] = [entry for entry in heap if due.get(entry[2]) == entry[1]]
+        return True
 
 
 class _Tracked:
