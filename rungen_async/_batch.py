@@ -112,7 +112,7 @@ class Batch:
         # The poll budget, a token bucket shared by the poller and the poll workers.
         self._burst = max(1.0, poll_rate / 10)
         self._tokens = 1.0
-        self._refilled = -math.inf
+        self._refilled = -math.inf  # set by the first take
         self._job_deadline = job_deadline
         self._deadline = deadline
         self._journal_path = journal
@@ -509,24 +509,27 @@ class Batch:
                 while index is not None:
                     item = self._items.get(index)
                     if item is not None:
-                        self._checks_busy += 1
-                        try:
-                            await self._check(item)
-                        finally:
-                            self._checks_busy -= 1
-                            eased = self._polls_eased
-                            if eased is not None and self._checks_busy < self._poll_workers:
-                                self._polls_eased = None
-                                eased.set()
-                            else:
-                                eased = None
-                        if eased is not None:
-                            # A submit waits for a free worker: let it have its turn first.
-                            await anyio.lowlevel.checkpoint()
+                        await self._busy_check(item)
                     try:
                         index = receive.receive_nowait()  # a check the poller holds goes first
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         index = self._take_due(self._clock.now())
+
+    async def _busy_check(self, item: _Item) -> None:
+        """Check *item*, counted as a busy worker (submits wait while every worker is)."""
+        self._checks_busy += 1
+        try:
+            await self._check(item)
+        finally:
+            self._checks_busy -= 1
+            eased = self._polls_eased
+            freed = eased is not None and self._checks_busy < self._poll_workers
+            if eased is not None and freed:
+                self._polls_eased = None
+                eased.set()
+        if freed:
+            # A submit waits for a free worker: let it have its turn first.
+            await anyio.lowlevel.checkpoint()
 
     async def _polls_first(self) -> None:
         """
