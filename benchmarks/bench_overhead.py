@@ -125,12 +125,10 @@ async def httpx_http2(base_url: str) -> AsyncIterator[Ops]:
 @client("httpx-aiohttp", "httpx AsyncClient over AiohttpTransport")
 async def httpx_aiohttp(base_url: str) -> AsyncIterator[Ops]:
     """The same httpx code, with rungen_async's aiohttp-backed transport (64 connections)."""
-    from rungen_async._aiohttp import AiohttpTransport
+    from rungen_async import AiohttpTransport
 
-    async with httpx.AsyncClient(
-        base_url=base_url, headers=HEADERS, transport=AiohttpTransport(limit=64)
-    ) as http:
-        yield _httpx_ops(http)
+    async with _httpx_over(base_url, AiohttpTransport(limit=64)) as ops:
+        yield ops
 
 
 @client("httpx-wire", "httpx AsyncClient over WireTransport")
@@ -138,9 +136,14 @@ async def httpx_wire(base_url: str) -> AsyncIterator[Ops]:
     """The same httpx code, with rungen_async's own HTTP/1.1 transport (64 connections)."""
     from rungen_async import WireTransport
 
-    async with httpx.AsyncClient(
-        base_url=base_url, headers=HEADERS, transport=WireTransport(limit=64)
-    ) as http:
+    async with _httpx_over(base_url, WireTransport(limit=64)) as ops:
+        yield ops
+
+
+@asynccontextmanager
+async def _httpx_over(base_url: str, transport: httpx.AsyncBaseTransport) -> AsyncIterator[Ops]:
+    """The hand-written httpx loop over *transport*: a raw loop on one of the SDK's engines."""
+    async with httpx.AsyncClient(base_url=base_url, headers=HEADERS, transport=transport) as http:
         yield _httpx_ops(http)
 
 

@@ -15,7 +15,6 @@ import itertools
 import socket
 import string
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
 from typing import Any, NamedTuple, cast
 
 import anyio
@@ -28,6 +27,7 @@ from hypothesis import strategies as st
 
 from rungen_async import _wire
 from rungen_async._wire import _MAX_HEAD, Reply, WireTransport, _Connection, _Failure
+from tests.test_http_engines import free_port, raw_server
 
 RawHandler = Callable[[anyio.abc.SocketStream], Awaitable[None]]
 
@@ -468,25 +468,6 @@ async def test_read_timeout_is_pushed_back_by_arriving_bytes(finishes: bool) -> 
 GUARD = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
 
 
-@asynccontextmanager
-async def raw_server(handler: RawHandler) -> AsyncIterator[str]:
-    """Serve *handler* on a bare TCP socket on 127.0.0.1 and yield its base URL."""
-
-    async def closing(stream: anyio.abc.SocketStream) -> None:
-        async with stream:
-            await handler(stream)
-
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, closing)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            tg.cancel_scope.cancel()
-    await listener.aclose()
-
-
 class RequestReader:
     """Reads whole requests (head and body) off one server-side connection."""
 
@@ -775,14 +756,6 @@ async def test_exchange_error_status_converts_to_httpx_response() -> None:
         response.raise_for_status()
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def test_exchange_errors_carry_a_request_without_headers() -> None:
     """An exception from the fast path names method and URL but never carries the API key."""
     server = Server(lambda _: None, hang_up=True)  # reads the request, hangs up
@@ -948,7 +921,6 @@ def test_an_idle_connection_the_peer_closed_is_seen_before_reuse() -> None:
     A server that closed a kept-alive connection is noticed by looking at the socket, even
     before the event loop has had a turn to report it (a request there would be ambiguous).
     """
-    import socket
     import threading
 
     listener = socket.socket()
