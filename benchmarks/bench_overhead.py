@@ -280,7 +280,7 @@ async def sdk_default(base_url: str) -> AsyncIterator[Ops]:
 async def sdk_aiohttp(base_url: str) -> AsyncIterator[Ops]:
     """The SDK with the aiohttp-backed transport (64 connections)."""
     from rungen_async import AsyncRunGen
-    from rungen_async._aiohttp import AiohttpTransport
+    from rungen_async._http._aiohttp import AiohttpTransport
 
     async with AsyncRunGen(API_KEY, base_url=base_url, transport=AiohttpTransport(limit=64)) as rg:
         yield _sdk_ops(rg)

@@ -7,9 +7,9 @@ rungen_async: the asyncio (and trio) Python SDK for the RunGen.AI serverless-GPU
 
 from __future__ import annotations
 
-from ._aiohttp import AiohttpTransport, AutoTransport
-from ._batch import Batch
-from ._batch_models import BatchResult, BatchStats, Outcome, OutcomeKind
+from ._batch._engine import Batch
+from ._batch._outcomes import BatchResult, BatchStats, Outcome, OutcomeKind
+from ._batch._scheduler import PollScheduler
 from ._client import AsyncRunGen
 from ._clock import Clock, SystemClock, VirtualClock
 from ._exceptions import (
@@ -30,6 +30,9 @@ from ._exceptions import (
     RunGenError,
     ServerError,
 )
+from ._http._aiohttp import AiohttpTransport, AutoTransport
+from ._http._retry import RetryPolicy
+from ._http._wire import WireTransport
 from ._models import (
     App,
     AppConfiguration,
@@ -44,10 +47,7 @@ from ._models import (
     Workflow,
 )
 from ._polling import PollPolicy
-from ._retry import RetryPolicy
-from ._scheduler import PollScheduler
 from ._version import __version__
-from ._wire import WireTransport
 
 __all__ = [
     "APIConnectionError",

@@ -9,9 +9,9 @@ from typing import Any, Self
 
 import httpx
 
-from ._aiohttp import default_transport
-from ._batch import Batch, ProgressCallback
-from ._batch_models import BatchResult, Outcome
+from ._batch._engine import Batch, ProgressCallback
+from ._batch._outcomes import BatchResult, Outcome
+from ._batch._scheduler import PollScheduler
 from ._clock import Clock, SystemClock
 from ._config import (
     DEFAULT_BASE_URL,
@@ -26,13 +26,13 @@ from ._config import (
     ENV_TEAM_ID,
     ENV_USER_ID,
 )
-from ._core import Core
-from ._models import App, Job, Lora
-from ._polling import JobObserver, PollPolicy, wait_for_app, wait_for_job
-from ._retry import (
+from ._http._aiohttp import default_transport
+from ._http._retry import (
     RetryPolicy,
 )
-from ._scheduler import PollScheduler
+from ._http._send import Core
+from ._models import App, Job, Lora
+from ._polling import JobObserver, PollPolicy, wait_for_app, wait_for_job
 from ._serde import structure, structure_job, structure_list
 from ._validation import (
     check_api_key,

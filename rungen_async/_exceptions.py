@@ -116,7 +116,7 @@ class RateLimitError(APIStatusError):
     @property
     def retry_after(self) -> float | None:
         """The server's ``Retry-After`` hint in seconds, if it sent one."""
-        from ._retry import parse_retry_after  # a cycle at import time otherwise
+        from ._http._retry import parse_retry_after  # a cycle at import time otherwise
 
         return parse_retry_after(self.response.headers.get("retry-after"))
 

@@ -411,7 +411,7 @@ class _Crash(BaseException):
 async def _run_until_crash(
     fake: FakeRunGen, app_id: str, journal: str, count: int, crash_at: int
 ) -> bool:
-    from rungen_async import _journal
+    from rungen_async._batch import _journal
 
     writes = 0
     original = _journal.Journal._write

@@ -20,9 +20,9 @@ import respx
 from aiohttp import web
 
 from rungen_async import AsyncRunGen, AutoTransport, NotFoundError, RetryPolicy
-from rungen_async._aiohttp import AiohttpTransport, httpx_is_patched
 from rungen_async._exceptions import APIConnectionError
-from rungen_async._wire import WireTransport
+from rungen_async._http._aiohttp import AiohttpTransport, httpx_is_patched
+from rungen_async._http._wire import WireTransport
 from tests.test_http_engines import free_port, web_server
 
 KEY = "rg-fast-lane-secret-0123456789"

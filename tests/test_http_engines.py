@@ -25,9 +25,9 @@ import pytest
 from aiohttp import web
 from aiohttp.client_reqrep import ConnectionKey
 
-from rungen_async._aiohttp import AiohttpTransport, AutoTransport, _to_httpx
-from rungen_async._wire import Slots as _Slots
-from rungen_async._wire import WireTransport
+from rungen_async._http._aiohttp import AiohttpTransport, AutoTransport, _to_httpx
+from rungen_async._http._wire import Slots as _Slots
+from rungen_async._http._wire import WireTransport
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RawHandler = Callable[[anyio.abc.SocketStream], Awaitable[None]]

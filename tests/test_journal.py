@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rungen_async._journal import Journal, input_digest
+from rungen_async._batch._journal import Journal, input_digest
 
 
 def test_new_journal_writes_a_header_and_events(tmp_path: Path) -> None:

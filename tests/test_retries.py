@@ -24,7 +24,7 @@ from rungen_async import (
     RetryPolicy,
     ServerError,
 )
-from rungen_async._retry import parse_retry_after
+from rungen_async._http._retry import parse_retry_after
 
 from . import payloads
 from .conftest import API_KEY, BASE_URL

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rungen_async import PollScheduler
-from rungen_async._scheduler import DurationModel, _kaplan_meier, plan_checks
+from rungen_async._batch._scheduler import DurationModel, _kaplan_meier, plan_checks
 
 durations = st.lists(
     st.floats(min_value=0.05, max_value=600, allow_nan=False), min_size=1, max_size=300

@@ -22,8 +22,8 @@ from rungen_async import (
     PollScheduler,
     RetryPolicy,
 )
-from rungen_async._aiohttp import AiohttpTransport
-from rungen_async._wire import WireTransport
+from rungen_async._http._aiohttp import AiohttpTransport
+from rungen_async._http._wire import WireTransport
 from rungen_async.emulator import Emulator, EmulatorServer
 
 #: Retries at once: nothing here waits on a timer.

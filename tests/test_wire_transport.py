@@ -25,8 +25,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rungen_async import _wire
-from rungen_async._wire import _MAX_HEAD, Reply, WireTransport, _Connection, _Failure
+from rungen_async._http import _wire
+from rungen_async._http._wire import _MAX_HEAD, Reply, WireTransport, _Connection, _Failure
 from tests.test_http_engines import free_port, raw_server
 
 RawHandler = Callable[[anyio.abc.SocketStream], Awaitable[None]]

@@ -26,8 +26,8 @@ from ._runtime import Session
 from ._summary import print_interrupted, print_summary
 
 if TYPE_CHECKING:
-    from .._batch import Batch
-    from .._batch_models import BatchStats, Outcome
+    from .._batch._engine import Batch
+    from .._batch._outcomes import BatchStats, Outcome
 
 
 @define(kw_only=True)

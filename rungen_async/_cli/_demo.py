@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 
 from .._client import AsyncRunGen
-from .._retry import RetryPolicy
+from .._http._retry import RetryPolicy
 from ..emulator import DEMO_API_KEY, Emulator, EmulatorServer, FaultConfig
 from ._batch import BatchPlan, execute, new_report
 from ._files import InputLine

@@ -21,7 +21,7 @@ from attrs import field, frozen
 from .._client import AsyncRunGen
 from .._clock import Clock
 from .._config import ENV_API_KEY, ENV_BASE_URL, ENV_TEAM_ID, ENV_USER_ID
-from .._retry import RetryPolicy
+from .._http._retry import RetryPolicy
 from ._output import Console
 from ._parser import UsageError
 

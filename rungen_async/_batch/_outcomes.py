@@ -7,8 +7,8 @@ from typing import Any
 
 from attrs import frozen
 
-from ._exceptions import AmbiguousRequestError
-from ._models import Job
+from .._exceptions import AmbiguousRequestError
+from .._models import Job
 
 
 class OutcomeKind(enum.StrEnum):

@@ -16,7 +16,7 @@ from typing import Final
 import httpx
 from attrs import field, frozen
 
-from ._config import (
+from .._config import (
     DEFAULT_INITIAL_RETRY_DELAY,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_RETRY_AFTER,

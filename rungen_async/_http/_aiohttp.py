@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final, Literal
 import httpx
 import sniffio
 
-from ._validation import _is_loopback
+from .._validation import _is_loopback
 from ._wire import (
     DEFAULT_KEEPALIVE_EXPIRY,
     DEFAULT_LIMIT,

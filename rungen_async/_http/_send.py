@@ -15,10 +15,9 @@ from typing import Any
 
 import httpx
 
-from ._aiohttp import AiohttpTransport, AutoTransport, httpx_is_patched
-from ._clock import Clock
-from ._config import USER_AGENT
-from ._exceptions import (
+from .._clock import Clock
+from .._config import USER_AGENT
+from .._exceptions import (
     AmbiguousRequestError,
     APIConnectionError,
     APITimeoutError,
@@ -26,6 +25,7 @@ from ._exceptions import (
     body_preview,
     error_from_response,
 )
+from ._aiohttp import AiohttpTransport, AutoTransport, httpx_is_patched
 from ._retry import (
     RetryPolicy,
     is_retryable_exception,

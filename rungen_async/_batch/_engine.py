@@ -28,22 +28,22 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._batch_models import BatchStats, Outcome, OutcomeKind, StatsCounter
-from ._exceptions import (
+from .._exceptions import (
     AmbiguousRequestError,
     ConflictError,
     NotFoundError,
     RateLimitError,
     RunGenError,
 )
+from .._models import Job, JobStatus
+from .._serde import structure_job
+from .._validation import check_id
 from ._journal import Journal
-from ._models import Job, JobStatus
+from ._outcomes import BatchStats, Outcome, OutcomeKind, StatsCounter
 from ._scheduler import PollScheduler
-from ._serde import structure_job
-from ._validation import check_id
 
 if TYPE_CHECKING:
-    from ._client import AsyncRunGen
+    from .._client import AsyncRunGen
 
 #: Called with a fresh stats snapshot after each outcome.
 ProgressCallback = Callable[[BatchStats], None]

@@ -1,0 +1,1 @@
+"""The batch engine: submit lane, poll lane, scheduler, journal and outcomes."""

@@ -1,0 +1,1 @@
+"""How a request reaches the API and an answer comes back: engines, pool, the send path."""
