@@ -114,6 +114,8 @@ class FakeRunGen:
             ``_duration`` overrides it, ``_fail`` (true or a message) makes it fail.
         variants: Which documented response shapes to serve; ``"alternate"`` and
             ``"mixed"`` exercise a client's tolerance of the API's inconsistencies.
+        idempotency_keys: Honour ``Idempotency-Key`` on POSTs, an emulator extra the RunGen
+            API does not document; pass ``False`` to test against the API as documented.
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class FakeRunGen:
         seed: int = 0,
         base_url: str = DEFAULT_BASE_URL,
         start_time: datetime = DEFAULT_START_TIME,
+        idempotency_keys: bool = True,
     ) -> None:
         self.clock = FakeClock()
         self.emulator = Emulator(
@@ -137,6 +140,7 @@ class FakeRunGen:
             seed=seed,
             max_records=None,
             start_time=start_time,
+            idempotency_keys=idempotency_keys,
         )
         self.transport = EmulatorTransport(self.emulator, clock=self.clock)
         self.base_url = base_url

@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     add("--variants", choices=("reference", "alternate", "mixed"), default="reference")
     add("--seed", type=int, help="make ids (and the mixed variants) reproducible")
     add("--max-workers", type=int, default=64, help="largest allowed active_workers")
+    add(
+        "--no-idempotency",
+        dest="idempotency_keys",
+        action="store_false",
+        help="ignore Idempotency-Key headers, as the documented API does (every POST runs)",
+    )
     faults = parser.add_argument_group("fault injection (rates are fractions, 0 to 1)")
     add = faults.add_argument
     add("--fault-429", type=float, default=0.0, metavar="RATE", help="answer 429")
@@ -113,6 +119,7 @@ def build_emulator(args: argparse.Namespace) -> Emulator:
         seed=args.seed,
         faults=faults,
         max_workers=args.max_workers,
+        idempotency_keys=args.idempotency_keys,
     )
 
 

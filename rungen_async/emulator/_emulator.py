@@ -68,6 +68,9 @@ class Emulator:
             own seed from `FaultConfig`.
         max_records: How many recent requests `requests` keeps (`None`: all).
         start_time: The wall-clock time of the first request, for ``created_at`` fields.
+        idempotency_keys: Honour an ``Idempotency-Key`` header on POSTs (replay the first
+            answer). The RunGen API documents no idempotency, so ``False`` serves the API as
+            documented: every POST is carried out, key or not. Safety tests run with it off.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class Emulator:
         max_workers: int = 64,
         max_records: int | None = 10_000,
         start_time: datetime | None = None,
+        idempotency_keys: bool = True,
     ) -> None:
         if variants not in ("reference", "alternate", "mixed"):
             raise ValueError(f"variants must be reference, alternate or mixed, not {variants!r}")
@@ -104,6 +108,7 @@ class Emulator:
         )
         self._admin = _admin.router(self)
         self._records: deque[RecordedRequest] = deque(maxlen=max_records)
+        self.idempotency_keys = idempotency_keys
         self._idempotency: dict[tuple[str, str], tuple[str, EmulatorResponse]] = {}
         self._requests = 0
         self._replays = 0
@@ -183,7 +188,7 @@ class Emulator:
         self, request: EmulatorRequest, user: User, call: Callable[[], EmulatorResponse]
     ) -> EmulatorResponse:
         key = request.headers.get("idempotency-key")
-        if request.method != "POST" or not key:
+        if request.method != "POST" or not key or not self.idempotency_keys:
             return call()
         fingerprint = hashlib.sha256(f"{request.path}\n".encode() + request.body).hexdigest()
         stored = self._idempotency.get((user.id, key))

@@ -200,6 +200,22 @@ def test_idempotency_key_replays_the_first_response(emulator: Emulator) -> None:
     assert misuse.status == 422
 
 
+def test_idempotency_keys_off_serves_the_api_as_documented() -> None:
+    """With idempotency_keys=False a repeated key runs the POST again, as the real API does."""
+    documented = Emulator(clock=ManualClock(), idempotency_keys=False)
+    app_id = create_app(documented, active_workers=1)
+    path = f"/app/{app_id}/run_async"
+    headers = {"idempotency-key": "k-1"}
+
+    first = call(documented, "POST", path, {"input": {"prompt": "a"}}, headers=headers)
+    again = call(documented, "POST", path, {"input": {"prompt": "a"}}, headers=headers)
+
+    assert first.body != again.body
+    assert again.header("idempotent-replayed") is None
+    assert documented.stats.jobs_created == 2
+    assert documented.stats.idempotent_replays == 0
+
+
 def test_alternate_variants(emulator: Emulator) -> None:
     """variants="alternate" serves the other documented shape of each endpoint."""
     alternate = Emulator(clock=ManualClock(), variants="alternate", seed=1)

@@ -29,10 +29,13 @@ def test_flags_build_the_emulator() -> None:
             "--rate-limit=5",
             "--fault-route=POST /app/*/run_async",
             "--fault-seed=9",
+            "--no-idempotency",
         ]
     )
 
     emulator = build_emulator(args)
+    assert emulator.idempotency_keys is False
+    assert build_emulator(_parser().parse_args([])).idempotency_keys is True
 
     config = emulator.faults.config
     assert (config.rate_429, config.rate_5xx, config.rate_limit, config.seed) == (0.1, 0.2, 5, 9)
