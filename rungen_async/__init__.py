@@ -15,6 +15,7 @@ from ._clock import Clock, SystemClock, VirtualClock
 from ._exceptions import (
     AmbiguousRequestError,
     APIConnectionError,
+    APIProtocolError,
     APIStatusError,
     APITimeoutError,
     AppFailedError,
@@ -22,13 +23,16 @@ from ._exceptions import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    InvalidInputError,
     JobFailedError,
     JobTimeoutError,
     NotFoundError,
     RateLimitError,
+    ResponseTooLargeError,
     ResponseValidationError,
     RunGenError,
     ServerError,
+    TLSVerificationError,
 )
 from ._http._aiohttp import AiohttpTransport, AutoTransport
 from ._http._retry import RetryPolicy
@@ -51,6 +55,7 @@ from ._version import __version__
 
 __all__ = [
     "APIConnectionError",
+    "APIProtocolError",
     "APIStatusError",
     "APITimeoutError",
     "AiohttpTransport",
@@ -70,6 +75,7 @@ __all__ = [
     "Clock",
     "ConflictError",
     "GpuTier",
+    "InvalidInputError",
     "Job",
     "JobCounters",
     "JobFailedError",
@@ -82,11 +88,13 @@ __all__ = [
     "PollPolicy",
     "PollScheduler",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ResponseValidationError",
     "RetryPolicy",
     "RunGenError",
     "ServerError",
     "SystemClock",
+    "TLSVerificationError",
     "Tools",
     "VirtualClock",
     "WireTransport",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -187,6 +187,29 @@ class AsyncRunGen:
     def clock(self) -> Clock:
         """The clock retries and waits use."""
         return self._core.clock
+
+    @property
+    def retry_count(self) -> int:
+        """How many retries this client (all its team views together) has sent so far."""
+        return self._core.retry_count
+
+    def add_rate_limit_listener(
+        self, listener: Callable[[float | None], None]
+    ) -> Callable[[], None]:
+        """
+        Call *listener* with the ``Retry-After`` seconds (or None) of every 429 this client gets.
+
+        For code that paces itself, as `run_batch` does: it is called synchronously, so it
+        must not block. Returns a function that removes the listener again.
+        """
+        listeners = self._core.rate_limit_listeners
+        listeners.append(listener)
+
+        def remove() -> None:
+            if listener in listeners:
+                listeners.remove(listener)
+
+        return remove
 
     def __repr__(self) -> str:
         view = " view" if self._is_view else ""

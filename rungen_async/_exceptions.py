@@ -4,6 +4,10 @@ Exceptions raised by rungen_async.
 * RunGenError
   * APIConnectionError ........ no HTTP response arrived
     * APITimeoutError
+    * APIProtocolError ........ the server sent something that is not valid HTTP/1.1
+      * ResponseTooLargeError . a response section went over one of the client's caps
+    * TLSVerificationError .... the server's certificate or host name failed verification
+  * InvalidInputError ......... the SDK refused a call's arguments before sending anything
   * AmbiguousRequestError ..... a POST may or may not have been carried out; carries its key
   * APIStatusError ............ the API answered 4xx or 5xx
     * BadRequestError (400, 422), AuthenticationError (401, and 403: a bad key),
@@ -14,8 +18,8 @@ Exceptions raised by rungen_async.
   * AppFailedError ............ a waited-for app cannot become RUNNING (stopped, failed)
     * AppTimeoutError ......... it did not become RUNNING before the wait's deadline
 
-Misuse (a missing API key, an empty id, a job input that is not a JSON object) raises the
-builtin that fits, `ValueError` or `TypeError`, before anything is sent.
+Misuse (a missing API key, an empty id, a job input that is not a JSON object) raises
+`InvalidInputError` before anything is sent; it is a `ValueError` and a `TypeError` too.
 """
 
 from __future__ import annotations
@@ -46,6 +50,42 @@ class APIConnectionError(RunGenError):
 
 class APITimeoutError(APIConnectionError, TimeoutError):
     """The request timed out before a response arrived."""
+
+
+class APIProtocolError(APIConnectionError):
+    """The server sent bytes that are not a valid HTTP/1.1 response; nothing of it was used."""
+
+
+class ResponseTooLargeError(APIProtocolError):
+    """A response's header section, trailers or body went over one of the client's caps.
+
+    The message names the cap and the `AsyncRunGen` argument that raises it.
+    """
+
+    def __init__(self, message: str, *, method: str, path: str, limit: int) -> None:
+        super().__init__(message, method=method, path=path)
+        #: The cap, in bytes, that was exceeded.
+        self.limit = limit
+
+
+class TLSVerificationError(APIConnectionError):
+    """The server's certificate or host name failed verification; not retried (it cannot heal).
+
+    Check the URL, or pass ``verify=`` (a CA bundle path or an `ssl.SSLContext`), or set
+    ``SSL_CERT_FILE``.
+    """
+
+    def __init__(self, message: str, *, method: str, path: str, host: str) -> None:
+        super().__init__(message, method=method, path=path)
+        #: The host whose certificate failed.
+        self.host = host
+
+
+class InvalidInputError(RunGenError, ValueError, TypeError):
+    """The SDK refused a call's arguments before anything was sent; the message says what to fix.
+
+    A `ValueError` and a `TypeError` as well, so code written for the builtins keeps working.
+    """
 
 
 class AmbiguousRequestError(RunGenError):

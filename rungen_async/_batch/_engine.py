@@ -156,6 +156,7 @@ class Batch:
         self._successes = 0
         self._last_halving = -math.inf
         self._retries_at_start = 0
+        self._stop_listening: Callable[[], None] = lambda: None
 
     @property
     def batch_id(self) -> str:
@@ -168,7 +169,7 @@ class Batch:
         return self._counter.snapshot(
             now=self._clock.now(),
             in_flight=len(self._items),
-            retries=self._client._core.retry_count - self._retries_at_start,
+            retries=self._client.retry_count - self._retries_at_start,
             submit_concurrency=int(self._limiter.total_tokens),
         )
 
@@ -187,8 +188,8 @@ class Batch:
         elif self._batch_id is None:
             self._batch_id = uuid.uuid4().hex
         self._counter.started = self._clock.now()
-        self._retries_at_start = self._client._core.retry_count
-        self._client._core.rate_limit_listeners.append(self._on_rate_limit)
+        self._retries_at_start = self._client.retry_count
+        self._stop_listening = self._client.add_rate_limit_listener(self._on_rate_limit)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._run)
@@ -210,7 +211,7 @@ class Batch:
                 if not self._finished:
                     await self._stop_in_flight()
         finally:
-            self._client._core.rate_limit_listeners.remove(self._on_rate_limit)
+            self._stop_listening()
             self._out_receive.close()
             if self._journal is not None:
                 self._journal.close()
