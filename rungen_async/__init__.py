@@ -34,8 +34,9 @@ from ._exceptions import (
     ServerError,
     TLSVerificationError,
 )
-from ._http._aiohttp import AiohttpTransport, AutoTransport
+from ._http._aiohttp import AiohttpTransport
 from ._http._retry import RetryPolicy
+from ._http._select import AutoTransport
 from ._http._wire import WireTransport
 from ._models import (
     App,

@@ -25,7 +25,8 @@ import pytest
 from aiohttp import web
 from aiohttp.client_reqrep import ConnectionKey
 
-from rungen_async._http._aiohttp import AiohttpTransport, AutoTransport, _to_httpx
+from rungen_async._http._aiohttp import AiohttpTransport, _to_httpx
+from rungen_async._http._select import AutoTransport
 from rungen_async._http._wire import Slots as _Slots
 from rungen_async._http._wire import WireTransport
 
