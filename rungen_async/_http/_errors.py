@@ -15,6 +15,7 @@ into the SDK's class, chained ``from`` the original, as httpx's
 
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
 from typing import Final
@@ -65,12 +66,20 @@ def to_sdk_error(exc: BaseException, *, method: str, url: str, path: str) -> API
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
-    """*exc* and its causes (or contexts: an engine may raise ``from None``), oldest last."""
+    """*exc* and its causes (or contexts: an engine may raise ``from None``), and the members
+    of any exception group among them (trio reports each address it tried)."""
     seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen and len(seen) < _CHAIN_DEPTH:
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < _CHAIN_DEPTH * 4:
+        current = todo.pop(0)
+        if current in seen:
+            continue
         seen.append(current)
-        current = current.__cause__ or current.__context__
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        link = current.__cause__ or current.__context__
+        if link is not None:
+            todo.append(link)
     return seen
 
 
@@ -98,7 +107,12 @@ def likely_cause(exc: BaseException) -> str:
         return "every connection of the pool stayed busy (raise max_connections?)"
     if any(isinstance(link, socket.gaierror) for link in chain) or "Name or service" in str(exc):
         return "the host name does not resolve (a typo in the base URL, or no DNS?)"
-    if any(isinstance(link, ConnectionRefusedError) for link in chain) or "refused" in str(exc):
+    refused = any(
+        isinstance(link, ConnectionRefusedError)
+        or getattr(link, "errno", None) == errno.ECONNREFUSED
+        for link in chain
+    )
+    if refused or "refused" in str(exc):
         return "nothing listens there (the server is down, or the port is wrong)"
     if isinstance(exc, httpx.ConnectError):
         return f"the connection could not be made ({exc})"

@@ -11,11 +11,12 @@ one type, `Reply`, whatever the engine; only an error status becomes an `httpx.R
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Any, cast
 
 import anyio.lowlevel
 import attrs
@@ -371,15 +372,18 @@ async def _read(response: httpx.Response, limit: int, version: bytes, reason: by
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge(
-                    f"the response body is larger than {limit:,} bytes (the client's "
-                    "max_body_bytes); raise it with AsyncRunGen(max_body_bytes=...)",
-                    limit=limit,
-                )
-            chunks.append(chunk)
+        # An AsyncGenerator, closed at once even when the cap stops the loop (trio insists).
+        body = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
+        async with contextlib.aclosing(body):
+            async for chunk in body:
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(
+                        f"the response body is larger than {limit:,} bytes (the client's "
+                        "max_body_bytes); raise it with AsyncRunGen(max_body_bytes=...)",
+                        limit=limit,
+                    )
+                chunks.append(chunk)
     except httpx.DecodingError as exc:  # a bad gzip stream: the server broke the protocol
         raise httpx.RemoteProtocolError(f"the body could not be decoded: {exc}") from exc
     finally:
