@@ -291,6 +291,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except BaseException:
             release()
             raise
+        if not 200 <= response.status <= 599:  # aiohttp takes "HTTP/1.1 000 OK"; h11 does not
+            response.close()
+            release()
+            raise httpx.RemoteProtocolError(
+                f"the server sent a malformed status line (status {response.status:03d})",
+                request=request or bare_request(method, str(url)),
+            )
         return response, release
 
     async def aclose(self) -> None:

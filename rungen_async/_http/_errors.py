@@ -35,7 +35,13 @@ _CHAIN_DEPTH: Final = 8
 
 
 def to_sdk_error(exc: BaseException, *, method: str, url: str, path: str) -> APIConnectionError:
-    """The SDK's exception for the transport failure *exc* of ``method url``."""
+    """The SDK's exception for the transport failure *exc* of ``method url``, chained to it."""
+    error = _translate(exc, method=method, url=url, path=path)
+    error.__cause__ = exc
+    return error
+
+
+def _translate(exc: BaseException, *, method: str, url: str, path: str) -> APIConnectionError:
     where = f"{method} {url}"
     if isinstance(exc, TooLarge):
         return ResponseTooLargeError(
