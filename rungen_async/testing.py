@@ -350,7 +350,8 @@ def _respx_mocker() -> type:
     """Define (and so register with respx) the mocker for ``using="rungen"``."""
     from respx.mocks import AbstractRequestMocker
 
-    from ._http._send import Core, read_reply
+    from ._http._reply import read_reply
+    from ._http._send import Core
 
     class RespxMocker(AbstractRequestMocker):
         """respx's mocker for `rungen_async`: patches ``Core.send``, the one way out."""

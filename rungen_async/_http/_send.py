@@ -11,12 +11,10 @@ one type, `Reply`, whatever the engine; only an error status becomes an `httpx.R
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import anyio.lowlevel
 import attrs
@@ -24,32 +22,18 @@ import httpx
 
 from .._clock import Clock
 from .._config import USER_AGENT
-from .._exceptions import (
-    AmbiguousRequestError,
-    RateLimitError,
-    ResponseValidationError,
-    TLSVerificationError,
-    body_preview,
-    error_from_response,
-)
 from ._aiohttp import AiohttpTransport
-from ._errors import likely_cause, to_sdk_error
-from ._limits import MAX_BODY_BYTES, TooLarge
-from ._pacing import RateLimits, RouteClass, route_class
-from ._retry import (
-    RetryPolicy,
-    is_retryable_exception,
-    parse_retry_after,
-    post_status_is_safe,
-    was_not_sent,
-)
+from ._call import Call
+from ._limits import MAX_BODY_BYTES
+from ._pacing import RateLimits
+from ._reply import decoded, json_body, read_reply
+from ._retry import RetryPolicy
 from ._select import FAST_ENGINES, AutoTransport
 from ._wire import Reply, WireTransport
 
 logger = logging.getLogger("rungen_async")
 
 _JSON_HEADERS = {"content-type": "application/json"}
-_UNDONE = (b"content-encoding", b"content-length")  # no longer true of a decoded body
 #: What an engine raises; anything else (a bug, a cancellation) passes through untouched.
 _ENGINE_ERRORS = (httpx.TransportError, OSError)
 
@@ -157,111 +141,29 @@ class Core:
         self.check_loop()
         url = self.base_url + path
         headers = options.headers
-        is_post = method == "POST"
-        if content is not None or is_post or extra_headers:
+        if content is not None or method == "POST" or extra_headers:
             headers = {**headers, **_JSON_HEADERS} if content is not None else dict(headers)
-            if is_post:
+            if method == "POST":
                 # One key per logical call, the same on every attempt.
                 idempotency_key = idempotency_key or uuid.uuid4().hex
                 headers["idempotency-key"] = idempotency_key
             if extra_headers:
                 headers.update(extra_headers)
-        policy = options.retry
-        limits = self.rate_limits
-        kind: RouteClass | None = None
-        waited = 0.0  # seconds this call spent waiting for rate limits
-        warned = False
-        attempt = 0
+        call = Call(options, self.rate_limits, method, url, path, headers, idempotency_key)
         while True:
-            attempt += 1
-            if limits.active:
-                kind = kind or route_class(options.team_id, method, path)
-                pause = min(limits.pause_left(kind), policy.max_rate_limit_wait - waited)
-                if pause > 0:
-                    waited += pause
-                    await self.clock.sleep(pause)
+            call.attempt += 1
+            if self.rate_limits.active:
+                await call.pace(self.clock)
             try:
                 reply = await self.send(method, url, content, headers, options.timeouts)
             except _ENGINE_ERRORS as exc:
-                error = to_sdk_error(exc, method=method, url=url, path=path)
-                ambiguous = is_post and not was_not_sent(exc)
-                if (
-                    isinstance(error, TLSVerificationError)
-                    or not is_retryable_exception(exc)
-                    or attempt >= policy.max_attempts
-                    or (ambiguous and not policy.retry_ambiguous_posts)
-                ):
-                    if ambiguous:
-                        raise _ambiguous(method, url, path, idempotency_key, str(error)) from error
-                    raise error from exc
-                if not warned:  # once per call; each retry is logged at INFO as well
-                    warned = True
-                    logger.warning(
-                        "Cannot reach %s: %s (%s %s: %s); retrying",
-                        httpx.URL(url).host,
-                        likely_cause(exc),
-                        method,
-                        url,
-                        type(exc).__name__,
-                    )
-                await self.back_off(method, path, attempt, policy, type(exc).__name__, None)
-                continue
-
-            status = reply.status_code
-            if status < 400:
-                if limits.active:
-                    limits.answered(kind or route_class(options.team_id, method, path))
-                return _json_body(reply, method, url)
-            response = _error_response(reply, method, url, headers)
-            retry_after = (
-                parse_retry_after(response.headers.get("retry-after"))
-                if status in (429, 503)
-                else None
-            )
-            give_up = ""
-            if status == 429:
-                kind = kind or route_class(options.team_id, method, path)
-                limits.refused(kind, retry_after)
-                for listener in self.rate_limit_listeners:
-                    listener(retry_after)
-                # The request that was refused waits its Retry-After in full, never less.
-                delay = policy.backoff(attempt) if retry_after is None else retry_after
-                if retry_after is not None and retry_after > policy.max_retry_after:
-                    give_up = f"Retry-After {retry_after:g} s is over max_retry_after"
-                elif waited + delay > policy.max_rate_limit_wait:
-                    give_up = (
-                        f"waited {waited:g} s for rate limits; another {delay:g} s would pass "
-                        f"max_rate_limit_wait={policy.max_rate_limit_wait:g} s"
-                    )
+                delay, reason = call.after_failure(exc)
             else:
-                delay = policy.backoff(attempt, retry_after)
-            ambiguous = is_post and status >= 500 and not post_status_is_safe(status, retry_after)
-            if (
-                not give_up
-                and status in policy.retry_statuses
-                and attempt < policy.max_attempts
-                and not (ambiguous and not policy.retry_ambiguous_posts)
-            ):
-                if status == 429:
-                    waited += delay
-                await self.back_off(method, path, attempt, policy, str(status), delay)
-                continue
-            if status != 429 and limits.active:
-                limits.answered(kind or route_class(options.team_id, method, path))
-            status_error = error_from_response(response, method=method, path=path, url=url)
-            if give_up and isinstance(status_error, RateLimitError):
-                status_error.args = (f"{status_error.args[0]} (gave up: {give_up})",)
-            if ambiguous:
-                raise _ambiguous(
-                    method,
-                    url,
-                    path,
-                    idempotency_key,
-                    str(status_error),
-                    status,
-                    status_error.request_id,
-                ) from status_error
-            raise status_error
+                if reply.status_code < 400:
+                    call.answered()
+                    return json_body(reply, method, url)
+                delay, reason = call.after_status(reply, self.rate_limit_listeners)
+            await self.back_off(call, reason, delay)
 
     async def send(
         self,
@@ -285,11 +187,7 @@ class Core:
             fast = self.fast
         if fast is not None:
             reply: Reply = await fast.exchange(method, url, headers, content, timeouts)
-            if reply.encoded:
-                stream = httpx.ByteStream(reply.content)
-                raw = httpx.Response(reply.status_code, headers=reply.headers, stream=stream)
-                return await _read(raw, self.max_body_bytes, reply.version, reply.reason)
-            return reply
+            return await decoded(reply, self.max_body_bytes) if reply.encoded else reply
         engine = self.engine
         if engine is not None:
             extensions = {} if timeouts is None else {"timeout": timeouts}
@@ -334,125 +232,25 @@ class Core:
             "every cell instead of asyncio.run() or anyio.run() per cell)"
         )
 
-    async def back_off(
-        self,
-        method: str,
-        path: str,
-        attempt: int,
-        policy: RetryPolicy,
-        reason: str,
-        delay: float | None,
-    ) -> None:
+    async def back_off(self, call: Call, reason: str, delay: float | None) -> None:
         """Log a retry and sleep its delay on the clock."""
+        policy = call.options.retry
         if delay is None:
-            delay = policy.backoff(attempt)
+            delay = policy.backoff(call.attempt)
         self.retry_count += 1
         logger.info(
             "Retrying %s %s in %.2f s after %s (attempt %d of %d)",
-            method,
-            path,
+            call.method,
+            call.path,
             delay,
             reason,
-            attempt + 1,
+            call.attempt + 1,
             policy.max_attempts,
         )
         await self.clock.sleep(delay)
-
-
-async def read_reply(response: httpx.Response, limit: int) -> Reply:
-    """Read an httpx *response* into a `Reply` (body decoded, at most *limit* bytes)."""
-    info = response.extensions
-    return await _read(
-        response, limit, info.get("http_version", b"HTTP/1.1"), info.get("reason_phrase", b"")
-    )
-
-
-async def _read(response: httpx.Response, limit: int, version: bytes, reason: bytes) -> Reply:
-    """Read *response*'s body (decoded, at most *limit* bytes) into a `Reply`, and close it."""
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        # An AsyncGenerator, closed at once even when the cap stops the loop (trio insists).
-        body = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
-        async with contextlib.aclosing(body):
-            async for chunk in body:
-                size += len(chunk)
-                if size > limit:
-                    raise TooLarge(
-                        f"the response body is larger than {limit:,} bytes (the client's "
-                        "max_body_bytes); raise it with AsyncRunGen(max_body_bytes=...)",
-                        limit=limit,
-                    )
-                chunks.append(chunk)
-    except httpx.DecodingError as exc:  # a bad gzip stream: the server broke the protocol
-        raise httpx.RemoteProtocolError(f"the body could not be decoded: {exc}") from exc
-    finally:
-        await response.aclose()
-    content = b"".join(chunks)
-    status = response.status_code
-    if status < 400:
-        return Reply(status, content)
-    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _UNDONE]
-    return Reply(status, content, headers, version=version, reason=reason)
-
-
-def _error_response(
-    reply: Reply, method: str, url: str, headers: Mapping[str, str]
-) -> httpx.Response:
-    """The `httpx.Response` an `APIStatusError` carries; its request has the key masked."""
-    sent = [
-        (name, "***" if name.lower() == "x-api-key" else value) for name, value in headers.items()
-    ]
-    extensions: dict[str, Any] = {"http_version": reply.version}
-    if reply.reason:
-        extensions["reason_phrase"] = reply.reason
-    headers_out = [(k, v) for k, v in reply.headers if k.lower() not in _UNDONE]
-    return httpx.Response(
-        reply.status_code,
-        headers=headers_out,
-        content=reply.content,
-        request=httpx.Request(method, url, headers=sent),
-        extensions=extensions,
-    )
-
-
-def _ambiguous(
-    method: str,
-    url: str,
-    path: str,
-    key: str | None,
-    cause: str,
-    status: int | None = None,
-    request_id: str | None = None,
-) -> AmbiguousRequestError:
-    return AmbiguousRequestError(
-        f"{method} {url} may or may not have been carried out ({cause}); it was not re-sent. "
-        f"Send it again with idempotency_key={key!r} to avoid a duplicate",
-        method=method,
-        path=path,
-        url=url,
-        idempotency_key=key or "",
-        status_code=status,
-        request_id=request_id,
-    )
 
 
 def _encoded(base_url: str) -> bool:
     """Whether *base_url* and paths under it need no percent-encoding or IDNA to be sent."""
     probe = base_url + "/app/x"
     return str(httpx.URL(probe)) == probe
-
-
-def _json_body(reply: Reply, method: str, url: str) -> Any:
-    content = reply.content
-    if not content:
-        return None
-    try:
-        body = json.loads(content)
-    except ValueError:
-        raise ResponseValidationError(
-            f"{reply.status_code} on {method} {url} is not JSON: {body_preview(content)!r}",
-            status_code=reply.status_code,
-        ) from None
-    # Some endpoints wrap their payload in {"data": ...} and some don't.
-    return body["data"] if type(body) is dict and "data" in body else body
