@@ -766,3 +766,26 @@ async def test_loopback_and_trust_env_false_bypass_the_env_proxy(
     chosen = ignoring._choose(httpx.URL("http://rungen.test/"))  # chosen, not sent
     assert type(chosen) is WireTransport
     await chosen.aclose()
+
+
+async def test_aiohttp_streams_downloads_past_the_api_body_cap() -> None:
+    """Through httpx (downloads), the body streams in pieces and max_body_bytes does not apply."""
+    big = b"x" * (3 * 64 * 1024)
+
+    async def download(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(big)
+        await response.write_eof()
+        return response
+
+    transport = AiohttpTransport(max_body_bytes=1000)
+    async with (
+        web_server(("GET", "/image.png", download)) as base_url,
+        httpx.AsyncClient(transport=transport, base_url=base_url) as client,
+        client.stream("GET", "/image.png") as response,
+    ):
+        pieces = [piece async for piece in response.aiter_raw()]
+
+    assert b"".join(pieces) == big
+    assert len(pieces) > 1
