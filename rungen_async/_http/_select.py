@@ -18,6 +18,7 @@ import sniffio
 
 from .._validation import _is_loopback
 from ._aiohttp import AiohttpTransport
+from ._limits import MAX_BODY_BYTES
 from ._wire import DEFAULT_KEEPALIVE_EXPIRY, DEFAULT_LIMIT, WireTransport
 
 __all__ = ["FAST_ENGINES", "AutoTransport", "default_transport"]
@@ -41,6 +42,8 @@ class AutoTransport(httpx.AsyncBaseTransport):
     ``HTTP_PROXY`` or ``ALL_PROXY`` for the first request's URL (and not bypassed by
     ``NO_PROXY``) is honoured: the SDK's own engines speak no proxy, so the choice is then
     httpx's transport through that proxy, and the ``rungen_async`` logger says so once.
+    *max_body_bytes* caps the bodies aiohttp's ``exchange()`` reads (the client caps every
+    other path itself).
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class AutoTransport(httpx.AsyncBaseTransport):
         verify: ssl.SSLContext | bool = True,
         asyncio_engine: Literal["wire", "aiohttp", "httpx"] = "wire",
         trust_env: bool = True,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         if asyncio_engine not in ("wire", "aiohttp", "httpx"):
             raise ValueError(
@@ -61,6 +65,7 @@ class AutoTransport(httpx.AsyncBaseTransport):
         self._verify = verify
         self._engine = asyncio_engine
         self._trust_env = trust_env
+        self._max_body_bytes = max_body_bytes
         self._inner: httpx.AsyncBaseTransport | None = None
 
     @property
@@ -96,7 +101,10 @@ class AutoTransport(httpx.AsyncBaseTransport):
             )
         elif engine == "aiohttp":
             inner = AiohttpTransport(
-                limit=limits.max_connections, keepalive_expiry=expiry, verify=self._verify
+                limit=limits.max_connections,
+                keepalive_expiry=expiry,
+                verify=self._verify,
+                max_body_bytes=self._max_body_bytes,
             )
         else:
             inner = httpx.AsyncHTTPTransport(limits=limits, verify=self._verify)
