@@ -8,8 +8,11 @@ rungen_async: the asyncio (and trio) Python SDK for the RunGen.AI serverless-GPU
 from __future__ import annotations
 
 from ._batch._engine import Batch
+from ._batch._journal import JournalItem
+from ._batch._lock import JournalLockedError
 from ._batch._outcomes import BatchResult, BatchStats, Outcome, OutcomeKind
 from ._batch._scheduler import PollScheduler
+from ._batch._status import JournalStatus, export_results, journal_items, read_journal
 from ._client import AsyncRunGen
 from ._clock import Clock, SystemClock, VirtualClock
 from ._exceptions import (
@@ -82,6 +85,9 @@ __all__ = [
     "JobFailedError",
     "JobStatus",
     "JobTimeoutError",
+    "JournalItem",
+    "JournalLockedError",
+    "JournalStatus",
     "Lora",
     "NotFoundError",
     "Outcome",
@@ -102,4 +108,7 @@ __all__ = [
     "WorkerCounters",
     "Workflow",
     "__version__",
+    "export_results",
+    "journal_items",
+    "read_journal",
 ]

@@ -461,6 +461,7 @@ class AsyncRunGen:
         deadline: float | None = None,
         journal: str | None = None,
         batch_id: str | None = None,
+        resend_unconfirmed: bool = False,
         cancel_on_exit: bool = True,
         cancel_timed_out: bool = False,
         on_progress: ProgressCallback | None = None,
@@ -480,8 +481,12 @@ class AsyncRunGen:
             job_deadline: Seconds after which an unfinished job is reported TIMED_OUT
                 (and cancelled if *cancel_timed_out*).
             deadline: Seconds for the whole batch; then it stops as if left early.
-            journal: A file that makes the batch resumable: run again with the same
+            journal: An SQLite file that makes the batch resumable: run again with the same
                 journal and inputs after a crash, and nothing is lost or submitted twice.
+                One run at a time: a second is refused with `JournalLockedError`.
+            resend_unconfirmed: On resume, send again (under their idempotency keys) the
+                items whose submit was in flight when the last run died. Off by default:
+                the RunGen API documents no idempotency, so they are reported AMBIGUOUS.
             batch_id: Seeds the idempotency keys (``f"{batch_id}:{index}"``); random by
                 default, read from the journal when resuming.
             cancel_on_exit: Cancel the jobs still in flight when the batch is left early.
@@ -498,6 +503,7 @@ class AsyncRunGen:
             job_deadline=job_deadline,
             deadline=deadline,
             journal=journal,
+            resend_unconfirmed=resend_unconfirmed,
             batch_id=None if batch_id is None else check_header_value("batch_id", batch_id),
             cancel_on_exit=cancel_on_exit,
             cancel_timed_out=cancel_timed_out,

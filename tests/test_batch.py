@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,10 +15,12 @@ import pytest
 from rungen_async import (
     AmbiguousRequestError,
     AsyncRunGen,
+    JournalLockedError,
     OutcomeKind,
     PollScheduler,
     RetryPolicy,
     VirtualClock,
+    journal_items,
 )
 from rungen_async.testing import FakeRunGen
 
@@ -390,7 +393,8 @@ async def test_journal_resume_skips_finished_and_reattaches(
     assert all(outcome.resumed for outcome in second.outcomes)
     assert [o.job_id for o in first.outcomes] == [o.job_id for o in second.outcomes]
     assert fake.jobs_created == 5
-    assert fake.api_key not in Path(journal).read_text()  # noqa: ASYNC240
+    for file in tmp_path.iterdir():  # noqa: ASYNC240 (the database, its WAL, its lock file)
+        assert fake.api_key.encode() not in file.read_bytes()
 
 
 async def test_journal_refuses_changed_inputs(
@@ -413,22 +417,35 @@ class _Crash(BaseException):
     """Stands for the process dying: nothing after it runs."""
 
 
+def _jobs_per_input(fake: FakeRunGen) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for job in fake.emulator.api.jobs.values():
+        prompt = str(job.input.get("prompt"))
+        counts[prompt] = counts.get(prompt, 0) + 1
+    return counts
+
+
 async def _run_until_crash(
     fake: FakeRunGen, app_id: str, journal: str, count: int, crash_at: int
 ) -> bool:
     from rungen_async._batch import _journal
 
     writes = 0
-    original = _journal.Journal._write
+    names = ("record_submitting", "record_submitted", "record_finished", "record_abandoned")
+    originals = {name: getattr(_journal.Journal, name) for name in names}
 
-    def crashing(self: _journal.Journal, event: dict[str, Any]) -> None:
-        nonlocal writes
-        writes += 1
-        if writes == crash_at:
-            raise _Crash
-        original(self, event)
+    def crashing(name: str) -> Any:
+        def write(self: _journal.Journal, *args: Any) -> None:
+            nonlocal writes
+            writes += 1
+            if writes == crash_at:
+                raise _Crash
+            originals[name](self, *args)
 
-    _journal.Journal._write = crashing  # type: ignore[method-assign]
+        return write
+
+    for name in names:
+        setattr(_journal.Journal, name, crashing(name))
     try:
         async with fake.client(retry=FAST_RETRY) as client:
             await client.run_batch(
@@ -437,15 +454,22 @@ async def _run_until_crash(
     except BaseException as exc:  # the crash arrives wrapped in exception groups
         return "Crash" in repr(exc)
     finally:
-        _journal.Journal._write = original  # type: ignore[method-assign]
+        for name, original in originals.items():
+            setattr(_journal.Journal, name, original)
     return False
 
 
-@pytest.mark.parametrize("crash_at", range(1, 17))
-async def test_resume_after_a_crash_at_any_step_loses_nothing(
-    fake: FakeRunGen, app_id: str, tmp_path: Path, crash_at: int
+@pytest.mark.parametrize("crash_at", range(1, 16))  # 3 writes per item
+async def test_resume_after_a_crash_at_any_step_loses_nothing_and_bills_nothing_twice(
+    app_id: str, tmp_path: Path, crash_at: int
 ) -> None:
-    """Crash at every journal write of a 5-item batch; the re-run loses and duplicates nothing."""
+    """Crash at every journal write of a 5-item batch against an API without idempotency.
+
+    The re-run reports every input, creates no second job for any input, and reports the
+    submits that were in flight AMBIGUOUS instead of sending them again.
+    """
+    fake = FakeRunGen(idempotency_keys=False)
+    app_id = fake.create_app(active_workers=64)
     journal = str(tmp_path / "batch.journal")
 
     crashed = await _run_until_crash(fake, app_id, journal, 5, crash_at)
@@ -454,9 +478,56 @@ async def test_resume_after_a_crash_at_any_step_loses_nothing(
 
     assert crashed
     assert [o.index for o in result.outcomes] == [0, 1, 2, 3, 4]
-    assert result.ok
-    assert fake.jobs_created == 5
-    assert len({o.job_id for o in result.outcomes}) == 5
+    assert all(n == 1 for n in _jobs_per_input(fake).values())
+    kinds = {o.kind for o in result.outcomes}
+    assert kinds <= {OutcomeKind.COMPLETED, OutcomeKind.AMBIGUOUS}
+    for outcome in result.outcomes:
+        if outcome.kind is OutcomeKind.AMBIGUOUS:
+            assert outcome.error is not None
+            assert "resend_unconfirmed=True" in str(outcome.error)
+
+
+async def test_resend_unconfirmed_sends_in_flight_submits_again_under_their_keys(
+    fake: FakeRunGen, app_id: str, tmp_path: Path
+) -> None:
+    """resend_unconfirmed=True re-sends each never-confirmed submit with its original key."""
+    journal = str(tmp_path / "batch.journal")
+    crashed = await _run_until_crash(fake, app_id, journal, 5, crash_at=2)  # 0 sent, no id
+    async with fake.client(retry=FAST_RETRY) as client:
+        careful = await client.run_batch(app_id, prompts(5, _duration=3), journal=journal)
+        resent = await client.run_batch(
+            app_id, prompts(5, _duration=3), journal=journal, resend_unconfirmed=True
+        )
+
+    assert crashed
+    assert careful.outcomes[0].kind is OutcomeKind.AMBIGUOUS
+    assert resent.ok
+    assert fake.jobs_created == 5  # the emulator honoured the key: the first job came back
+    submits = fake.requests_to("POST", "/app/*/run_async")
+    keys = [request.headers.get("idempotency-key") for request in submits]
+    assert keys.count(keys[0]) == 2
+
+
+async def test_a_second_run_on_a_held_journal_is_refused_before_sending(
+    fake: FakeRunGen, app_id: str, tmp_path: Path
+) -> None:
+    """Two batches on one journal at once: the second is refused, naming the holder."""
+    journal = str(tmp_path / "batch.journal")
+    async with (
+        fake.client(retry=FAST_RETRY) as client,
+        client.batch(app_id, prompts(3, _duration=3), journal=journal) as first,
+    ):
+        before = len(fake.requests)
+        with pytest.raises(JournalLockedError, match=f"process {os.getpid()}") as caught:
+            async with client.batch(app_id, prompts(3, _duration=3), journal=journal):
+                pass
+        assert len(fake.requests) == before
+        outcomes = [outcome async for outcome in first]
+
+    assert "wait for that run to finish" in str(caught.value)
+    assert "--resume" not in str(caught.value)
+    assert len(outcomes) == 3
+    assert fake.jobs_created == 3
 
 
 async def test_resume_after_a_stop_resubmits_cancelled_items(
@@ -479,13 +550,71 @@ async def test_resume_after_a_stop_resubmits_cancelled_items(
 async def test_resume_resolves_ambiguous_submits_without_duplicates(
     fake: FakeRunGen, app_id: str, tmp_path: Path
 ) -> None:
-    """A lost submit answer is AMBIGUOUS; the resumed run re-sends its key and gets that job."""
+    """A lost submit answer is AMBIGUOUS, and stays so on resume unless resend_unconfirmed.
+
+    Re-sent with its key, an API that honours keys (the emulator's default) returns that job.
+    """
     journal = str(tmp_path / "batch.journal")
     fake.fail_next_requests("drop_after", route="POST /app/*/run_async")
     async with fake.client(retry=FAST_RETRY) as client:
         first = await client.run_batch(app_id, prompts(2), journal=journal, max_concurrency=1)
-        second = await client.run_batch(app_id, prompts(2), journal=journal)
+        careful = await client.run_batch(app_id, prompts(2), journal=journal)
+        second = await client.run_batch(
+            app_id, prompts(2), journal=journal, resend_unconfirmed=True
+        )
 
     assert [o.kind for o in first.outcomes] == [OutcomeKind.AMBIGUOUS, OutcomeKind.COMPLETED]
+    assert [o.kind for o in careful.outcomes] == [OutcomeKind.AMBIGUOUS, OutcomeKind.COMPLETED]
     assert second.ok
     assert fake.jobs_created == 2
+
+
+class _HeldSubmits(httpx.AsyncBaseTransport):
+    """Holds every submit's answer until *release*; *held* is set once *count* are waiting."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, count: int) -> None:
+        self.inner, self.count = inner, count
+        self.held, self.release = anyio.Event(), anyio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and request.url.path.endswith("/run_async"):
+            self.count -= 1
+            if self.count == 0:
+                self.held.set()
+            await self.release.wait()
+        return response
+
+
+async def test_a_stop_awaits_submits_in_flight_and_cancels_their_jobs(
+    tmp_path: Path,
+) -> None:
+    """Leaving a batch while submits are in flight: their answers are awaited (shielded),
+    their job ids journaled, and the jobs cancelled: nothing is left running unrecorded."""
+    fake = FakeRunGen(idempotency_keys=False)
+    app_id = fake.create_app(active_workers=8)
+    transport = _HeldSubmits(fake.transport, count=4)
+    journal = tmp_path / "batch.journal"
+    async with fake.client(retry=FAST_RETRY, transport=transport) as client:
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+
+                async def stop_when_held() -> None:
+                    await transport.held.wait()
+                    scope.cancel()  # a Ctrl-C while 4 submits wait for their answers
+                    transport.release.set()
+
+                tg.start_soon(stop_when_held)
+                async with client.batch(
+                    app_id, prompts(20, _duration=30), journal=str(journal), max_concurrency=4
+                ) as batch:
+                    async for _ in batch:
+                        pass
+
+    created = list(fake.emulator.api.jobs.values())
+    assert scope.cancelled_caught
+    assert len(created) == 4
+    assert sorted(batch.cancelled_job_ids) == sorted(job.id for job in created)
+    assert all(job.state == "CANCELED" for job in created)
+    items = list(journal_items(journal, which="all"))
+    assert {item.job_id for item in items} == {job.id for job in created}

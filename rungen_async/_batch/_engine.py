@@ -38,7 +38,7 @@ from .._exceptions import (
 from .._models import Job, JobStatus
 from .._serde import structure_job
 from .._validation import check_id
-from ._journal import Journal
+from ._journal import Journal, JournalItem
 from ._outcomes import BatchStats, Outcome, OutcomeKind, StatsCounter
 from ._scheduler import PollScheduler
 
@@ -51,6 +51,9 @@ ProgressCallback = Callable[[BatchStats], None]
 T = TypeVar("T")
 
 _CANCEL_TIMEOUT = 10.0
+#: How long submits already in flight may still take once the batch is stopped (Ctrl-C,
+#: a cancel scope, an error): their job ids are journaled and cancelled or reported.
+SUBMIT_GRACE = 10.0
 _SUBMIT_RATE_LIMIT_TRIES = 8
 
 
@@ -88,6 +91,7 @@ class Batch:
         deadline: float | None,
         journal: str | None,
         batch_id: str | None,
+        resend_unconfirmed: bool = False,
         cancel_on_exit: bool,
         cancel_timed_out: bool,
         on_progress: ProgressCallback | None,
@@ -116,6 +120,7 @@ class Batch:
         self._job_deadline = job_deadline
         self._deadline = deadline
         self._journal_path = journal
+        self._resend_unconfirmed = resend_unconfirmed
         self._journal: Journal | None = None
         self._batch_id = batch_id
         self._cancel_on_exit = cancel_on_exit
@@ -130,6 +135,8 @@ class Batch:
         self._wake_at = math.inf
         self._feeding = True
         self._pending_submits = 0
+        # The shield of each submit in flight: a stop lets them finish, within SUBMIT_GRACE.
+        self._submit_shields: set[anyio.CancelScope] = set()
         self._poll_workers = 1
         self._checks_busy = 0
         self._polls_eased: anyio.Event | None = None
@@ -179,7 +186,10 @@ class Batch:
         if self._journal_path is not None:
             try:
                 self._journal = Journal(
-                    self._journal_path, app_id=self.app_id, batch_id=self._batch_id
+                    self._journal_path,
+                    app_id=self.app_id,
+                    batch_id=self._batch_id,
+                    resend_unconfirmed=self._resend_unconfirmed,
                 )
             except BaseException:
                 self._out_send.close()
@@ -204,6 +214,9 @@ class Batch:
         assert self._tg is not None
         try:
             if not self._finished:
+                grace = anyio.current_time() + SUBMIT_GRACE
+                for shield in self._submit_shields:
+                    shield.deadline = min(shield.deadline, grace)
                 self._tg.cancel_scope.cancel()
             try:
                 return bool(await self._tg.__aexit__(exc_type, exc, tb))
@@ -343,8 +356,15 @@ class Batch:
             async with contextlib.aclosing(_aiter(self._inputs)) as values:
                 async for value in values:
                     index += 1
-                    if journal is not None and index in journal.finished:
-                        restored = _restored(self.app_id, index, value, journal.finished[index])
+                    known = None
+                    if journal is not None:
+                        known = journal.state(index)
+                        journal.check_input(index, value)
+                    if known is not None and (
+                        known.state == "finished"
+                        or (known.unconfirmed and not self._resend_unconfirmed)
+                    ):
+                        restored = _restored(self.app_id, value, known)
                         self._counter.count(restored.kind, resumed=True)
                         await _send(self._out_send, (restored, False))
                         continue
@@ -352,13 +372,11 @@ class Batch:
                         self._slots.acquire_nowait()
                     except anyio.WouldBlock:
                         await self._slots.acquire()
-                    if journal is not None and index in journal.submitted:
+                    if known is not None and known.state == "submitted" and known.job_id:
                         # Submitted by an earlier run: re-attach by id, never submit again.
-                        job = Job(id=journal.submitted[index], status=JobStatus.QUEUED)
+                        job = Job(id=known.job_id, status=JobStatus.QUEUED)
                         self._track(_Item(index, value, job, self._clock.now()), known_age=False)
                         continue
-                    if journal is not None:
-                        journal.check_input(index, value)
                     self._pending_submits += 1
                     await _send(send, (index, value))
 
@@ -379,8 +397,7 @@ class Batch:
     async def _submit(self, index: int, value: Any) -> None:
         journal = self._journal
         key = journal.key(index) if journal else f"{self._batch_id}:{index}"
-        if journal is not None and index not in journal.submitting:
-            journal.record_submitting(index, value)
+        journaled = journal is None
         for attempt in range(_SUBMIT_RATE_LIMIT_TRIES):
             if self._checks_busy >= self._poll_workers:
                 await self._polls_first()
@@ -390,7 +407,25 @@ class Batch:
             except anyio.WouldBlock:
                 await limiter.acquire()
             try:
-                job = await self._client.submit_job(self.app_id, value, idempotency_key=key)
+                await anyio.lowlevel.checkpoint_if_cancelled()  # stopped: send nothing new
+            except BaseException:
+                limiter.release()
+                raise
+            if not journaled:  # just before sending: an unsent item is never "in flight"
+                assert journal is not None
+                journal.record_submitting(index, value)
+                journaled = True
+            shield = anyio.CancelScope(shield=True)
+            self._submit_shields.add(shield)
+            try:
+                # Shielded: once sent, a submit's answer is awaited even if the batch is
+                # stopped, so its job id is journaled (and cancelled) instead of lost.
+                with shield:
+                    job = await self._client.submit_job(self.app_id, value, idempotency_key=key)
+                if shield.cancelled_caught:  # stopped, and the answer outlasted the grace
+                    limiter.release()
+                    self._unconfirmed_at_stop(index, value, key)
+                    return
             except RateLimitError as exc:
                 limiter.release()
                 if attempt + 1 < _SUBMIT_RATE_LIMIT_TRIES:
@@ -408,6 +443,8 @@ class Batch:
             except BaseException:
                 limiter.release()
                 raise
+            finally:
+                self._submit_shields.discard(shield)
             limiter.release()
             self._on_success()
             break
@@ -415,6 +452,19 @@ class Batch:
             journal.record_submitted(index, job.id)
         self._counter.submitted += 1
         self._track(_Item(index, value, job, self._clock.now()), known_age=True)
+
+    def _unconfirmed_at_stop(self, index: int, value: Any, key: str) -> None:
+        error = RunGenError(
+            f"the batch stopped while the submit of input {index} was in flight and its answer "
+            f"did not come within {SUBMIT_GRACE:g} s: the job may exist; idempotency key {key!r}"
+        )
+        outcome = Outcome(
+            index=index, input=value, kind=OutcomeKind.AMBIGUOUS, job=None, error=error
+        )
+        if self._journal is not None:
+            self._journal.record_finished(index, outcome.to_journal())
+        self._counter.count(outcome.kind)
+        self.unfinished.append(outcome)
 
     def _track(self, item: _Item, *, known_age: bool) -> None:
         self._items[item.index] = item
@@ -696,18 +746,22 @@ async def _receive(stream: MemoryObjectReceiveStream[T]) -> T:
         return await stream.receive()
 
 
-def _restored(app_id: str, index: int, value: Any, event: dict[str, Any]) -> Outcome:
-    job_data = event.get("job")
-    job = structure_job(job_data, app_id) if isinstance(job_data, dict) else None
-    error = event.get("error")
-    return Outcome(
-        index=index,
-        input=value,
-        kind=OutcomeKind(event.get("kind", "FAILED")),
-        job=job,
-        error=RunGenError(error) if error else None,
-        resumed=True,
-    )
+def _restored(app_id: str, value: Any, known: JournalItem) -> Outcome:
+    """The outcome an earlier run journaled for an item (AMBIGUOUS if never confirmed)."""
+    job = structure_job(known.job, app_id) if known.job is not None else None
+    if known.unconfirmed:
+        cause = f" ({known.error})" if known.error else ""
+        error: RunGenError | None = RunGenError(
+            f"the submit of input {known.index} was never confirmed{cause}: the API may or may "
+            f"not have created its job; its idempotency key is {known.key!r}. Pass "
+            "resend_unconfirmed=True (CLI: --resend-unconfirmed) to send it again under that "
+            "key, safe only where the API honours keys"
+        )
+        kind = OutcomeKind.AMBIGUOUS
+    else:
+        error = RunGenError(known.error) if known.error else None
+        kind = OutcomeKind(known.kind or "FAILED")
+    return Outcome(index=known.index, input=value, kind=kind, job=job, error=error, resumed=True)
 
 
 async def _aiter(values: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any]:
