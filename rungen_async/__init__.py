@@ -35,8 +35,8 @@ from ._exceptions import (
     TLSVerificationError,
 )
 from ._http._aiohttp import AiohttpTransport, AutoTransport
+from ._http._pool import WireTransport
 from ._http._retry import RetryPolicy
-from ._http._wire import WireTransport
 from ._models import (
     App,
     AppConfiguration,

@@ -26,8 +26,8 @@ from aiohttp import web
 from aiohttp.client_reqrep import ConnectionKey
 
 from rungen_async._http._aiohttp import AiohttpTransport, AutoTransport, _to_httpx
-from rungen_async._http._wire import Slots as _Slots
-from rungen_async._http._wire import WireTransport
+from rungen_async._http._pool import WireTransport
+from rungen_async._http._shared import Slots as _Slots
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RawHandler = Callable[[anyio.abc.SocketStream], Awaitable[None]]

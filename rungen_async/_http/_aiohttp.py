@@ -24,15 +24,15 @@ import httpx
 import sniffio
 
 from .._validation import _is_loopback
-from ._wire import (
+from ._pool import WireTransport
+from ._shared import (
     DEFAULT_KEEPALIVE_EXPIRY,
     DEFAULT_LIMIT,
     Reply,
-    WireTransport,
     bare_request,
     bind_loop,
 )
-from ._wire import Slots as _Slots
+from ._shared import Slots as _Slots
 
 if TYPE_CHECKING:
     import aiohttp

@@ -26,6 +26,7 @@ from .._exceptions import (
     error_from_response,
 )
 from ._aiohttp import AiohttpTransport, AutoTransport, httpx_is_patched
+from ._pool import WireTransport
 from ._retry import (
     RetryPolicy,
     is_retryable_exception,
@@ -33,7 +34,7 @@ from ._retry import (
     post_status_is_safe,
     was_not_sent,
 )
-from ._wire import Reply, WireTransport
+from ._shared import Reply
 
 logger = logging.getLogger("rungen_async")
 
