@@ -299,7 +299,7 @@ class Connection(asyncio.Protocol):
             raise Failure(httpx.RemoteProtocolError, message)
         if status == 101:
             raise Failure(httpx.RemoteProtocolError, "the server switched protocols")
-        self._framing_checks()
+        self._framing_checks(has_body=status >= 200 and status not in (204, 304))
         if status < 200:
             return  # informational: llhttp ends it here, and the real response follows
         self._status = status
@@ -310,7 +310,7 @@ class Connection(asyncio.Protocol):
         if self._head_only:
             raise _HeadOnly
 
-    def _framing_checks(self) -> None:
+    def _framing_checks(self, *, has_body: bool) -> None:
         length = chunked = False
         self._encoded = False
         for name, value in self._headers:
@@ -322,6 +322,9 @@ class Connection(asyncio.Protocol):
                 chunked = True
             elif lower == b"content-length":
                 length = True
+                limit = self._max_body if has_body and not self._head_only else None
+                if limit is not None and value.isdigit() and int(value) > limit:
+                    raise self._too_large("response body", limit, "max_body_bytes")
             elif lower == b"content-encoding":
                 self._encoded = value.lower() not in (b"", b"identity")
         self._until_close = not length and not chunked
