@@ -27,6 +27,7 @@ from ._config import (
     ENV_USER_ID,
 )
 from ._http._aiohttp import default_transport
+from ._http._limits import MAX_BODY_BYTES, MAX_HEAD_BYTES
 from ._http._retry import (
     RetryPolicy,
 )
@@ -72,6 +73,10 @@ class AsyncRunGen:
             transport. ``AutoTransport(asyncio_engine="aiohttp")`` picks aiohttp instead.
         clock: Where retries and waits read time and sleep (tests pass a fake one).
         poll: How `wait_for_job()` and `wait_for_app()` space their checks.
+        max_head_bytes: Largest response head (and trailer section) the default transport
+            accepts (64 KiB); a larger one raises `ResponseTooLargeError`.
+        max_body_bytes: Largest response body the default transport accepts (32 MiB;
+            ``None``: no cap); a larger one raises `ResponseTooLargeError`.
     """
 
     __slots__ = ("_core", "_headers", "_is_view", "_poll", "_team_id")
@@ -91,6 +96,8 @@ class AsyncRunGen:
         allow_insecure_http: bool = False,
         clock: Clock | None = None,
         poll: PollPolicy | None = None,
+        max_head_bytes: int = MAX_HEAD_BYTES,
+        max_body_bytes: int | None = MAX_BODY_BYTES,
     ) -> None:
         key = check_api_key(api_key or os.environ.get(ENV_API_KEY), ENV_API_KEY)
         url = check_base_url(
@@ -113,7 +120,9 @@ class AsyncRunGen:
                     max_keepalive_connections=min(
                         max_connections, DEFAULT_MAX_KEEPALIVE_CONNECTIONS
                     ),
-                )
+                ),
+                max_head_bytes=max_head_bytes,
+                max_body_bytes=max_body_bytes,
             )
             # The client owns the transport's lifecycle; requests go to the transport.
             http_client = httpx.AsyncClient(

@@ -24,6 +24,7 @@ import httpx
 import sniffio
 
 from .._validation import _is_loopback
+from ._limits import MAX_BODY_BYTES, MAX_HEAD_BYTES
 from ._pool import WireTransport
 from ._shared import (
     DEFAULT_KEEPALIVE_EXPIRY,
@@ -341,6 +342,8 @@ class AutoTransport(httpx.AsyncBaseTransport):
         verify: ssl.SSLContext | bool = True,
         asyncio_engine: Literal["wire", "aiohttp", "httpx"] = "wire",
         trust_env: bool = True,
+        max_head_bytes: int = MAX_HEAD_BYTES,
+        max_body_bytes: int | None = MAX_BODY_BYTES,
     ) -> None:
         if asyncio_engine not in ("wire", "aiohttp", "httpx"):
             raise ValueError(
@@ -352,6 +355,7 @@ class AutoTransport(httpx.AsyncBaseTransport):
         self._verify = verify
         self._engine = asyncio_engine
         self._trust_env = trust_env
+        self._caps = (max_head_bytes, max_body_bytes)
         self._inner: httpx.AsyncBaseTransport | None = None
         self._mocked: httpx.AsyncBaseTransport | None = None
 
@@ -374,7 +378,10 @@ class AutoTransport(httpx.AsyncBaseTransport):
         inner: httpx.AsyncBaseTransport
         if engine == "wire":
             inner = WireTransport(
-                limit=limits.max_connections, keepalive_expiry=expiry, verify=self._verify
+                limits=limits,
+                verify=self._verify,
+                max_head_bytes=self._caps[0],
+                max_body_bytes=self._caps[1],
             )
         elif engine == "aiohttp":
             inner = AiohttpTransport(
@@ -450,7 +457,16 @@ def httpx_is_patched() -> bool:
 
 
 def default_transport(
-    *, limits: httpx.Limits | None = None, verify: ssl.SSLContext | bool = True
+    *,
+    limits: httpx.Limits | None = None,
+    verify: ssl.SSLContext | bool = True,
+    max_head_bytes: int = MAX_HEAD_BYTES,
+    max_body_bytes: int | None = MAX_BODY_BYTES,
 ) -> httpx.AsyncBaseTransport:
     """Return the transport the SDK uses when the caller passes none: an `AutoTransport`."""
-    return AutoTransport(limits=limits, verify=verify)
+    return AutoTransport(
+        limits=limits,
+        verify=verify,
+        max_head_bytes=max_head_bytes,
+        max_body_bytes=max_body_bytes,
+    )
