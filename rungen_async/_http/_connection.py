@@ -1,7 +1,7 @@
 """
-One HTTP/1.1 connection on asyncio's protocol API; the bytes are parsed by httptools (llhttp,
-the parser behind Node.js and uvicorn), and this module keeps only the glue: caps, deadlines,
-and whether the connection may carry another request.
+One HTTP/1.1 connection on asyncio's protocol API: writes a request, hands the bytes that
+arrive to a `ResponseReader` (httptools), bounds the wait with deadlines, and tells the pool
+whether the connection may carry another request.
 
 Failures are `Failure` (an httpx class and a message) until the pool adds the request, or
 `TooLarge` for a response over a cap.
@@ -13,29 +13,16 @@ import asyncio
 import select
 from typing import Final
 
-import httptools
 import httpx
 
 from ._limits import MAX_BODY_BYTES, MAX_HEAD_BYTES, TooLarge
+from ._response import Failure, ResponseReader
 from ._shared import Reply
 
 __all__ = ["DEFAULT_BODY_TIMEOUT", "Connection", "Failure"]
 
 #: Seconds the body of a response may take once its head has arrived (`WireTransport`).
 DEFAULT_BODY_TIMEOUT: Final = 60.0
-_CHUNK_ALLOWANCE: Final = 32  # framing bytes per chunk (size line, CRLFs) not counted as head
-
-
-class Failure(Exception):
-    """Why a connection could not deliver a response (turned into an httpx error later)."""
-
-    def __init__(self, kind: type[httpx.TransportError], message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class _HeadOnly(Exception):
-    """Stops the parser after the head of a response to HEAD (llhttp would read a body)."""
 
 
 class Connection(asyncio.Protocol):
@@ -61,7 +48,7 @@ class Connection(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._paused = False
         self._timer: asyncio.TimerHandle | None = None
-        self._keep_alive = False
+        self._reader: ResponseReader | None = None
         self._read: float | None = None
 
     # asyncio.Protocol
@@ -70,30 +57,26 @@ class Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        if self._waiter is None or self._waiter.done():
+        reader = self._reader
+        if reader is None or self._waiter is None or self._waiter.done():
             self.abort()  # bytes nobody asked for: never trust the connection again
             return
         self.received = True
+        had_head = reader.head_done
         try:
-            self._feed(data)
+            complete = reader.feed(data)
         except (Failure, TooLarge) as exc:
             self._fail(exc)
             self.abort()
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, _HeadOnly):
-                self._keep_alive = False  # what follows the head is not ours to parse
-                self._finish()
-                return
-            self._fail(cause if isinstance(cause, Failure | TooLarge) else self._bad(exc))
-            self.abort()
-        except httptools.HttpParserError as exc:
-            if self._complete:
-                self._keep_alive = False  # garbage after a whole response: never reuse
-            else:
-                self._fail(self._bad(exc))
-                self.abort()
-        if self._complete:
+            return
+        if self._read is not None:
+            now = self.loop.time()
+            if reader.head_done and not had_head:
+                self._body_due = now + (self._body_timeout or float("inf"))
+            if reader.head_done:  # a read moves the idle limit on, never the head's
+                self._last_read = now
+                self._deadline = min(now + self._read, self._body_due)
+        if complete:
             self._finish()
 
     def eof_received(self) -> bool:
@@ -108,7 +91,8 @@ class Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
-        if self._head_done and self._until_close and exc is None:
+        reader = self._reader
+        if reader is not None and reader.head_done and reader.until_close and exc is None:
             self._finish()  # the close is what ends this body (a reset only cuts it short)
         elif exc is not None:
             self._fail(Failure(httpx.ReadError, f"{type(exc).__name__}: {exc}"))
@@ -162,24 +146,11 @@ class Connection(asyncio.Protocol):
 
     def _reset(self, head_only: bool) -> None:
         self.received = False
-        self._parser = httptools.HttpResponseParser(self)
-        self._parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)  # as h11
-        self._head_only = head_only
-        self._status = 0
-        self._reason = b""
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._body: list[bytes] = []
-        self._body_size = 0
-        self._head_seen = 0  # bytes fed before the head was complete
-        self._after_head = 0  # bytes fed since (body, chunk framing, trailers)
-        self._chunks = 0
-        self._head_done = False
-        self._until_close = False
-        self._complete = False
+        self._reader = ResponseReader(
+            max_head=self._max_head, max_body=self._max_body, head_only=head_only
+        )
         self._read = None
-        self._deadline = self._last_read = self._body_started = 0.0
-        self._encoded = False
-        self._keep_alive = False
+        self._deadline = self._last_read = self._body_due = 0.0
 
     async def _drained(self, write: float | None) -> None:
         while self._paused and not self.closed:
@@ -203,7 +174,7 @@ class Connection(asyncio.Protocol):
         if self._deadline > now:  # bytes arrived since the timer was set: wait the rest
             self._timer = self.loop.call_at(self._deadline, self._on_timer)
             return
-        if self._head_done:
+        if self._reader is not None and self._reader.head_done:
             what = f"the response body did not arrive within {self._body_timeout:g} s"
             if now - self._last_read >= read:
                 what = f"no response bytes for {read:g} s"
@@ -225,130 +196,9 @@ class Connection(asyncio.Protocol):
             waiter.set_exception(exc)
 
     def _finish(self) -> None:
-        waiter = self._waiter
-        if waiter is None or waiter.done():
-            return
-        version = b"HTTP/" + self._parser.get_http_version().encode()
-        waiter.set_result(
-            Reply(
-                self._status,
-                b"".join(self._body),
-                self._headers,
-                encoded=self._encoded,
-                version=version,
-                reason=self._reason,
-            )
-        )
-
-    # The response side: what the buffer fed to the parser
-    def _feed(self, data: bytes) -> None:
-        parser = self._parser
-        if self._read is not None:  # a read moves the idle limit on, never the head's
-            self._last_read = now = self.loop.time()
-            self._push_deadline(now)
-        if not self._head_done:
-            budget = self._max_head - self._head_seen
-            if len(data) > budget:
-                parser.feed_data(memoryview(data)[:budget])
-                if not self._head_done:
-                    raise self._too_large("response head", self._max_head, "max_head_bytes")
-                data = data[budget:]
-            else:
-                self._head_seen += len(data)
-                parser.feed_data(data)
-                return
-        self._after_head += len(data)
-        parser.feed_data(data)
-        if self._after_head - self._body_size > self._max_head + _CHUNK_ALLOWANCE * self._chunks:
-            raise self._too_large("response trailers", self._max_head, "max_head_bytes")
-
-    def _push_deadline(self, now: float) -> None:
-        assert self._read is not None
-        if self._head_done:
-            body_due = self._body_started + (self._body_timeout or float("inf"))
-            self._deadline = min(now + self._read, body_due)
-
-    @staticmethod
-    def _too_large(what: str, limit: int, knob: str) -> TooLarge:
-        message = (
-            f"the {what} is over {limit:,} bytes (the {knob} limit); raise it with "
-            f"AsyncRunGen({knob}=...) or WireTransport({knob}=...)"
-        )
-        return TooLarge(message, limit=limit)
-
-    # httptools callbacks
-    def on_message_begin(self) -> None:
-        if self._complete:  # a second response where one was asked for
-            self._keep_alive = False
-
-    def on_status(self, reason: bytes) -> None:
-        if not self._complete:
-            self._reason += reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._head_done:  # trailers are read (and capped) but not kept
-            # llhttp trims trailing whitespace only from a value's last piece.
-            self._headers.append((name, value.strip(b" \t")))
-
-    def on_headers_complete(self) -> None:
-        if self._complete:
-            return
-        status = self._parser.get_status_code()
-        if not 100 <= status <= 599:
-            message = f"the server sent status {status:03d}, outside 100-599"
-            raise Failure(httpx.RemoteProtocolError, message)
-        if status == 101:
-            raise Failure(httpx.RemoteProtocolError, "the server switched protocols")
-        self._framing_checks(has_body=status >= 200 and status not in (204, 304))
-        if status < 200:
-            return  # informational: llhttp ends it here, and the real response follows
-        self._status = status
-        self._head_done = True
-        if self._read is not None:
-            self._body_started = self.loop.time()
-            self._push_deadline(self._body_started)
-        if self._head_only:
-            raise _HeadOnly
-
-    def _framing_checks(self, *, has_body: bool) -> None:
-        length = chunked = False
-        self._encoded = False
-        for name, value in self._headers:
-            lower = name.lower()
-            if lower == b"transfer-encoding":
-                if value.lower() != b"chunked":  # no other coding is undone here
-                    message = f"unsupported Transfer-Encoding {value[:40]!r}"
-                    raise Failure(httpx.RemoteProtocolError, message)
-                chunked = True
-            elif lower == b"content-length":
-                length = True
-                limit = self._max_body if has_body and not self._head_only else None
-                if limit is not None and value.isdigit() and int(value) > limit:
-                    raise self._too_large("response body", limit, "max_body_bytes")
-            elif lower == b"content-encoding":
-                self._encoded = value.lower() not in (b"", b"identity")
-        self._until_close = not length and not chunked
-
-    def on_body(self, body: bytes) -> None:
-        self._body_size += len(body)
-        if self._max_body is not None and self._body_size > self._max_body:
-            raise self._too_large("response body", self._max_body, "max_body_bytes")
-        self._body.append(body)
-
-    def on_chunk_header(self) -> None:
-        self._chunks += 1
-
-    def on_message_complete(self) -> None:
-        if self._complete:
-            return
-        if not self._status:  # the end of a 1xx: start the real response afresh
-            self._reason, self._headers = b"", []
-            return
-        self._complete = True
-        self._keep_alive = not self._head_only and self._parser.should_keep_alive()
-
-    def _bad(self, exc: Exception) -> Failure:
-        return Failure(httpx.RemoteProtocolError, f"malformed response from the server: {exc}")
+        waiter, reader = self._waiter, self._reader
+        if waiter is not None and not waiter.done() and reader is not None:
+            waiter.set_result(reader.reply())
 
     # The pool's questions
     @property
@@ -356,7 +206,9 @@ class Connection(asyncio.Protocol):
         """Whether the last response left the connection fit for another request."""
         transport = self.transport
         return (
-            self._keep_alive
+            self._reader is not None
+            and self._reader.complete
+            and self._reader.keep_alive
             and not self.closed
             and transport is not None
             and not transport.is_closing()
