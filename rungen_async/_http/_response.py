@@ -33,7 +33,7 @@ class _HeadOnly(Exception):
 def too_large(what: str, limit: int, knob: str) -> TooLarge:
     """The error for a response part over its cap, saying how to raise the cap."""
     message = (
-        f"the {what} is over {limit:,} bytes (the {knob} limit); raise it with "
+        f"the server sent a {what} over {limit:,} bytes (the {knob} limit); raise it with "
         f"AsyncRunGen({knob}=...) or WireTransport({knob}=...)"
     )
     return TooLarge(message, limit=limit)
@@ -100,7 +100,7 @@ class ResponseReader:
         self._after_head += len(data)
         parser.feed_data(data)
         if self._after_head - self._body_size > self._max_head + _CHUNK_ALLOWANCE * self._chunks:
-            raise too_large("response trailers", self._max_head, "max_head_bytes")
+            raise too_large("trailer section", self._max_head, "max_head_bytes")
 
     def reply(self) -> Reply:
         """What was read, as the fast lane's `Reply`."""
