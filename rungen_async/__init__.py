@@ -34,9 +34,10 @@ from ._exceptions import (
     ServerError,
     TLSVerificationError,
 )
-from ._http._aiohttp import AiohttpTransport, AutoTransport
+from ._http._aiohttp import AiohttpTransport
 from ._http._pool import WireTransport
 from ._http._retry import RetryPolicy
+from ._http._select import AutoTransport
 from ._models import (
     App,
     AppConfiguration,

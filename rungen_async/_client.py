@@ -7,6 +7,7 @@ from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
+import attrs
 import httpx
 
 from ._batch._engine import Batch, ProgressCallback
@@ -26,12 +27,10 @@ from ._config import (
     ENV_TEAM_ID,
     ENV_USER_ID,
 )
-from ._http._aiohttp import default_transport
 from ._http._limits import MAX_BODY_BYTES, MAX_HEAD_BYTES
-from ._http._retry import (
-    RetryPolicy,
-)
-from ._http._send import Core
+from ._http._retry import RetryPolicy
+from ._http._select import default_transport
+from ._http._send import CallOptions, Core
 from ._models import App, Job, Lora
 from ._polling import JobObserver, PollPolicy, wait_for_app, wait_for_job
 from ._serde import structure, structure_job, structure_list
@@ -63,9 +62,10 @@ class AsyncRunGen:
         user_id: Default ``X-Authenticated-User-Id`` for `cancel_job()`
             (``$RUNGEN_USER_ID``).
         timeout: Seconds, or an ``httpx.Timeout``; by default connect 10 s, read 60 s,
-            write 30 s, pool 60 s.
+            write 30 s, pool 60 s (with *http_client*: that client's own). `with_options()`
+            gives views with another.
         max_connections: Bound on concurrent HTTP connections of the pool it creates.
-        retry: How failed requests are retried; see `RetryPolicy`.
+        retry: How failed requests are retried and rate limits waited out; see `RetryPolicy`.
         http_client: An ``httpx.AsyncClient`` to send through; the caller closes it.
         transport: An httpx transport for the client this one creates (e.g. a
             ``httpx.MockTransport`` in tests). By default: on asyncio the SDK's own HTTP/1.1
@@ -75,11 +75,12 @@ class AsyncRunGen:
         poll: How `wait_for_job()` and `wait_for_app()` space their checks.
         max_head_bytes: Largest response head (and trailer section) the default transport
             accepts (64 KiB); a larger one raises `ResponseTooLargeError`.
-        max_body_bytes: Largest response body the default transport accepts (32 MiB;
-            ``None``: no cap); a larger one raises `ResponseTooLargeError`.
+        max_body_bytes: Largest JSON response body accepted (32 MiB), by the default
+            transport and by the client on any other; a larger one raises
+            `ResponseTooLargeError`.
     """
 
-    __slots__ = ("_core", "_headers", "_is_view", "_poll", "_team_id")
+    __slots__ = ("_core", "_is_view", "_options", "_poll")
 
     def __init__(
         self,
@@ -97,7 +98,7 @@ class AsyncRunGen:
         clock: Clock | None = None,
         poll: PollPolicy | None = None,
         max_head_bytes: int = MAX_HEAD_BYTES,
-        max_body_bytes: int | None = MAX_BODY_BYTES,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         key = check_api_key(api_key or os.environ.get(ENV_API_KEY), ENV_API_KEY)
         url = check_base_url(
@@ -113,6 +114,7 @@ class AsyncRunGen:
         check_workers("max_connections", max_connections, minimum=1)
         direct: httpx.AsyncBaseTransport | None = None
         http_timeout = _make_timeout(timeout)
+        call_timeout: httpx.Timeout | None = http_timeout
         if http_client is None:
             direct = transport or default_transport(
                 limits=httpx.Limits(
@@ -131,19 +133,24 @@ class AsyncRunGen:
             owns_http = True
         else:
             owns_http = False
+            if timeout is None:
+                call_timeout = None  # the caller's client keeps its own timeout
         self._core = Core(
             api_key=key,
             base_url=url,
             http=http_client,
             owns_http=owns_http,
-            retry=retry or RetryPolicy(),
             clock=clock or SystemClock(),
             user_id=user,
-            direct=direct,
-            timeout=http_timeout,
+            transport=direct,
+            max_body_bytes=max_body_bytes,
         )
-        self._team_id = team
-        self._headers = self._core.headers_for(team)
+        self._options = CallOptions(
+            headers=self._core.headers_for(team),
+            team_id=team,
+            timeout=call_timeout,
+            retry=retry or RetryPolicy(),
+        )
         self._is_view = False
         self._poll = poll or PollPolicy()
 
@@ -174,10 +181,41 @@ class AsyncRunGen:
         """
         if team_id is not None:
             check_id("team_id", team_id)
+        headers = self._core.headers_for(team_id)
+        return self._view(attrs.evolve(self._options, headers=headers, team_id=team_id))
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+    ) -> AsyncRunGen:
+        """
+        Return a view whose calls use another *timeout* or retry count; the rest is shared.
+
+        As cheap as `with_team()` (no new connections; make one per request if you like):
+        ``await rg.with_options(timeout=5, max_retries=0).get_job(app_id, job_id)``.
+        Options left None keep this client's. Close the original, not the view.
+
+        Args:
+            timeout: Seconds, or an ``httpx.Timeout``, for each request of the view's calls.
+            max_retries: Retries after the first try (0: none); the rest of the client's
+                `RetryPolicy` stays.
+        """
+        options = self._options
+        if timeout is not None:
+            options = attrs.evolve(options, timeout=_make_timeout(timeout))
+        if max_retries is not None:
+            attempts = check_workers("max_retries", max_retries, minimum=0) + 1
+            options = attrs.evolve(
+                options, retry=attrs.evolve(options.retry, max_attempts=attempts)
+            )
+        return self._view(options)
+
+    def _view(self, options: CallOptions) -> AsyncRunGen:
         view = object.__new__(AsyncRunGen)
         view._core = self._core
-        view._team_id = team_id
-        view._headers = self._core.headers_for(team_id)
+        view._options = options
         view._is_view = True
         view._poll = self._poll
         return view
@@ -185,7 +223,7 @@ class AsyncRunGen:
     @property
     def team_id(self) -> str | None:
         """The ``x-team-id`` this client sends, or None in the personal context."""
-        return self._team_id
+        return self._options.team_id
 
     @property
     def base_url(self) -> str:
@@ -222,7 +260,8 @@ class AsyncRunGen:
 
     def __repr__(self) -> str:
         view = " view" if self._is_view else ""
-        return f"<AsyncRunGen{view} base_url={self._core.base_url!r} team_id={self._team_id!r}>"
+        team = self._options.team_id
+        return f"<AsyncRunGen{view} base_url={self._core.base_url!r} team_id={team!r}>"
 
     # -- apps ------------------------------------------------------------------------------
 
@@ -514,7 +553,7 @@ class AsyncRunGen:
         if idempotency_key is not None:
             check_header_value("idempotency_key", idempotency_key)
         return await self._core.request(
-            self._headers,
+            self._options,
             method,
             path,
             content=content,

@@ -28,3 +28,5 @@ DEFAULT_MAX_ATTEMPTS: Final = 5
 DEFAULT_INITIAL_RETRY_DELAY: Final = 0.5
 DEFAULT_MAX_RETRY_DELAY: Final = 8.0
 DEFAULT_MAX_RETRY_AFTER: Final = 60.0
+# The most one call waits in all for rate limits (429s and pauses) before RateLimitError.
+DEFAULT_MAX_RATE_LIMIT_WAIT: Final = 60.0

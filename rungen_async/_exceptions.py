@@ -40,12 +40,20 @@ class RunGenError(Exception):
 
 
 class APIConnectionError(RunGenError):
-    """No HTTP response arrived: the connection failed, was refused or dropped."""
+    """No HTTP response arrived: the connection failed, was refused or dropped.
 
-    def __init__(self, message: str, *, method: str, path: str) -> None:
+    ``str()`` names the method and the full URL (never the key); *url*, *method* and *path*
+    are attributes too. *request_id* is always None here (no answer carried one).
+    """
+
+    def __init__(self, message: str, *, method: str, path: str, url: str = "") -> None:
         super().__init__(message)
         self.method = method
         self.path = path
+        #: The full URL of the request (base URL and path; the key is a header, never in it).
+        self.url = url or path
+        #: The server's request id; no response arrived, so None.
+        self.request_id: str | None = None
 
 
 class APITimeoutError(APIConnectionError, TimeoutError):
@@ -62,8 +70,8 @@ class ResponseTooLargeError(APIProtocolError):
     The message names the cap and the `AsyncRunGen` argument that raises it.
     """
 
-    def __init__(self, message: str, *, method: str, path: str, limit: int) -> None:
-        super().__init__(message, method=method, path=path)
+    def __init__(self, message: str, *, method: str, path: str, limit: int, url: str = "") -> None:
+        super().__init__(message, method=method, path=path, url=url)
         #: The cap, in bytes, that was exceeded.
         self.limit = limit
 
@@ -75,8 +83,8 @@ class TLSVerificationError(APIConnectionError):
     ``SSL_CERT_FILE``.
     """
 
-    def __init__(self, message: str, *, method: str, path: str, host: str) -> None:
-        super().__init__(message, method=method, path=path)
+    def __init__(self, message: str, *, method: str, path: str, host: str, url: str = "") -> None:
+        super().__init__(message, method=method, path=path, url=url)
         #: The host whose certificate failed.
         self.host = host
 
@@ -105,16 +113,26 @@ class AmbiguousRequestError(RunGenError):
         path: str,
         idempotency_key: str,
         status_code: int | None = None,
+        url: str = "",
+        request_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.method = method
         self.path = path
         self.idempotency_key = idempotency_key
         self.status_code = status_code
+        #: The full URL of the request.
+        self.url = url or path
+        #: The server's request id, when an answer (a 5xx) carried one.
+        self.request_id = request_id
 
 
 class APIStatusError(RunGenError):
-    """The API answered with a 4xx or 5xx status."""
+    """The API answered with a 4xx or 5xx status.
+
+    ``str()`` is one sentence: status, method, full URL, the API's ``error`` text and the
+    server's request id when it sent one (quote it to support).
+    """
 
     def __init__(
         self,
@@ -124,6 +142,8 @@ class APIStatusError(RunGenError):
         method: str,
         path: str,
         error: str | None = None,
+        url: str = "",
+        request_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.response = response
@@ -132,6 +152,10 @@ class APIStatusError(RunGenError):
         self.path = path
         #: The ``error`` string of the API's body, when it sent one.
         self.error = error
+        #: The full URL of the request (the key is a header, never in it).
+        self.url = url or path
+        #: The ``x-request-id`` (or ``request-id``) header of the answer, if any.
+        self.request_id = request_id
 
 
 class BadRequestError(APIStatusError):
@@ -223,7 +247,15 @@ def body_preview(content: bytes) -> str:
     return text + ("…" if len(content) > _BODY_PREVIEW else "")
 
 
-def error_from_response(response: httpx.Response, *, method: str, path: str) -> APIStatusError:
+def request_id_of(headers: httpx.Headers) -> str | None:
+    """The server's id for a request, from ``x-request-id`` or ``request-id``."""
+    value: str | None = headers.get("x-request-id") or headers.get("request-id")
+    return value
+
+
+def error_from_response(
+    response: httpx.Response, *, method: str, path: str, url: str = ""
+) -> APIStatusError:
     """Build the exception for a 4xx or 5xx *response*, from its ``{"error": ...}`` body."""
     status = response.status_code
     content = response.content
@@ -239,6 +271,17 @@ def error_from_response(response: httpx.Response, *, method: str, path: str) -> 
         elif value is not None:
             error = json.dumps(value)
     detail = error if error is not None else (body_preview(content) or "no body")
-    message = f"{status} {response.reason_phrase or 'Error'} on {method} {path}: {detail}"
+    request_id = request_id_of(response.headers)
+    message = f"{status} {response.reason_phrase or 'Error'} on {method} {url or path}: {detail}"
+    if request_id:
+        message += f" (request id {request_id})"
     cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
-    return cls(message, response=response, method=method, path=path, error=error)
+    return cls(
+        message,
+        response=response,
+        method=method,
+        path=path,
+        error=error,
+        url=url,
+        request_id=request_id,
+    )

@@ -11,15 +11,20 @@ A test kit for code that uses rungen_async: an in-process RunGen API on a fake c
 `FakeRunGen` runs the same `rungen_async.emulator.Emulator` as the local server, through
 `EmulatorTransport` (an httpx transport that calls it directly). Time is a `FakeClock`: the
 client's retries and waits sleep on it, and sleeping only moves it forward.
+
+For respx users, `respx_mock()` is ``respx.mock(using="rungen")``: a respx mocker registered
+for the SDK's one exit to the network, so routes see every request of every `AsyncRunGen`
+whatever its engine (respx itself is imported only then).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import anyio.lowlevel
 import httpx
@@ -38,10 +43,12 @@ from .emulator import (
 )
 
 if TYPE_CHECKING:
+    import respx
+
     from ._client import AsyncRunGen
     from ._clock import Clock
 
-__all__ = ["EmulatorTransport", "FakeClock", "FakeRunGen", "RecordedRequest"]
+__all__ = ["EmulatorTransport", "FakeClock", "FakeRunGen", "RecordedRequest", "respx_mock"]
 
 DEFAULT_BASE_URL = "https://rungen.test"
 #: ``created_at`` of the first request a `FakeRunGen` sees, so that timestamps repeat.
@@ -311,3 +318,61 @@ class FakeRunGen:
     def job_input(self, job_id: str) -> Mapping[str, Any]:
         """The input job *job_id* was submitted with."""
         return self.emulator.job(job_id).input
+
+
+# -- respx ------------------------------------------------------------------------------------
+
+
+def respx_mock(**kwargs: Any) -> respx.MockRouter:
+    """
+    ``respx.mock(using="rungen", **kwargs)``: mock the RunGen API for every `AsyncRunGen`.
+
+    The SDK's own engines bypass httpcore, which a plain ``respx.mock`` patches; this mocker
+    patches the client's one exit to the network instead, on any engine, asyncio or trio.
+    Use it as respx's own (``with respx_mock(base_url=...) as api:``, or as a decorator).
+    Once this function or `RespxMocker` was used, ``respx.mock(using="rungen")`` works too.
+    """
+    import respx
+
+    _respx_mocker()
+    router: respx.MockRouter = respx.mock(using="rungen", **kwargs)
+    return router
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RespxMocker":
+        return _respx_mocker()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _respx_mocker() -> type:
+    """Define (and so register with respx) the mocker for ``using="rungen"``."""
+    from respx.mocks import AbstractRequestMocker
+
+    from ._http._reply import read_reply
+    from ._http._send import Core
+
+    class RespxMocker(AbstractRequestMocker):
+        """respx's mocker for `rungen_async`: patches ``Core.send``, the one way out."""
+
+        name = "rungen"
+        targets: ClassVar[list[str]] = [f"{Core.__module__}.Core"]
+        target_methods: ClassVar[list[str]] = ["send"]
+
+        @classmethod
+        def to_httpx_request(cls, **kwargs: Any) -> httpx.Request:
+            return httpx.Request(
+                kwargs["method"],
+                kwargs["url"],
+                content=kwargs["content"],
+                headers=kwargs["headers"],
+            )
+
+        @classmethod
+        async def from_async_httpx_response(
+            cls, httpx_response: httpx.Response, target: Core, **kwargs: Any
+        ) -> object:
+            return await read_reply(httpx_response, target.max_body_bytes)
+
+    return RespxMocker

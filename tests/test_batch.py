@@ -256,11 +256,13 @@ async def test_polling_learns_run_times(rg: AsyncRunGen, app_id: str) -> None:
 async def test_rate_limit_halves_submit_concurrency(
     rg: AsyncRunGen, app_id: str, fake: FakeRunGen
 ) -> None:
-    """A 429 pauses the client for Retry-After and halves the AIMD limit; successes regrow it."""
+    """A 429 makes its submit wait Retry-After and halves the AIMD limit; successes regrow it."""
     fake.fail_next_requests(429, count=1, route="POST /app/*/run_async", retry_after=2)
     limits: list[tuple[float, int]] = []
 
     async with rg.batch(app_id, prompts(60), max_concurrency=8) as batch:
+        halved: list[int] = []  # the limit just after the batch heard of the 429
+        rg.add_rate_limit_listener(lambda _: halved.append(batch.stats.submit_concurrency))
 
         async def monitor() -> None:
             while True:
@@ -275,8 +277,11 @@ async def test_rate_limit_halves_submit_concurrency(
     posts = fake.requests_to("POST", "/app/*/run_async")
     assert all(outcome.ok for outcome in outcomes)
     assert posts[0].status == 429
-    assert min(r.time for r in posts[1:]) >= 2.0  # nobody submitted during the pause
-    assert min(limit for _, limit in limits) == 4
+    key = posts[0].headers["idempotency-key"]
+    resent = [r for r in posts[1:] if r.headers["idempotency-key"] == key]
+    assert resent[0].time >= 2.0  # the refused submit waited its Retry-After in full
+    assert min(r.time for r in posts[1:]) < 2.0  # one 429 freezes no other submit
+    assert halved == [4]
     assert limits[-1][1] == 8
     assert batch.stats.retries >= 1
 

@@ -1,5 +1,5 @@
 """
-The client's fast lane: what goes on the wire, errors, decoding, and test mocks.
+The client's fast lane: what goes on the wire, errors and decoding.
 
 With its own pool on asyncio, `AsyncRunGen` sends through its engine (`WireTransport` by
 default, or aiohttp) without building httpx objects. These tests hold both engines to the
@@ -16,12 +16,11 @@ from typing import Any, Literal
 
 import httpx
 import pytest
-import respx
 from aiohttp import web
 
 from rungen_async import AsyncRunGen, AutoTransport, NotFoundError, RetryPolicy
 from rungen_async._exceptions import APIConnectionError
-from rungen_async._http._aiohttp import AiohttpTransport, httpx_is_patched
+from rungen_async._http._aiohttp import AiohttpTransport
 from rungen_async._http._pool import WireTransport
 from tests.test_http_engines import free_port, web_server
 
@@ -196,49 +195,3 @@ async def test_base_url_that_needs_encoding_takes_the_httpx_path(
         assert rg._core.fast is None
     assert job.id == "j1"
     assert recorder.seen[0]["raw_path"] == "/caf%C3%A9/app/a1/job/j1"
-
-
-async def test_respx_mock_intercepts_the_default_client() -> None:
-    """`respx.mock` patches httpcore; the client notices and sends through httpx."""
-    assert not httpx_is_patched()
-    with respx.mock(base_url="https://api.test", assert_all_called=True) as mock:
-        route = mock.get("/app/a1/job/j1").respond(200, json={"data": JOB})
-        assert httpx_is_patched()
-        async with AsyncRunGen(KEY, base_url="https://api.test") as rg:
-            job = await rg.get_job("a1", "j1")
-    assert job.status == "COMPLETED"
-    assert route.call_count == 1
-    assert route.calls.last.request.headers["x-api-key"] == KEY
-    assert not httpx_is_patched()
-
-
-async def test_respx_mock_started_after_the_client_opened_still_intercepts(
-    lane: Literal["wire", "aiohttp"],
-) -> None:
-    async with (
-        recording_server() as (base_url, recorder),
-        client(lane, base_url) as rg,
-    ):
-        await rg.get_job("a1", "j1")  # the real server: the engine chosen
-        with respx.mock(base_url=base_url) as mock:
-            route = mock.get("/app/a1/job/j2").respond(200, json={"id": "j2", "status": "FAILED"})
-            job = await rg.get_job("a1", "j2")
-    assert job.status == "FAILED"
-    assert route.call_count == 1
-    assert len(recorder.seen) == 1
-
-
-async def test_patched_httpx_transport_intercepts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """pytest-httpx replaces AsyncHTTPTransport.handle_async_request: the client goes there."""
-    calls: list[httpx.Request] = []
-
-    async def fake_handle(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        return httpx.Response(200, json={"data": JOB})
-
-    fake_handle.__module__ = "pytest_httpx"
-    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", fake_handle)
-    async with AsyncRunGen(KEY, base_url="https://api.test") as rg:
-        job = await rg.get_job("a1", "j1")
-    assert job.id == "j1"
-    assert [str(r.url) for r in calls] == ["https://api.test/app/a1/job/j1"]

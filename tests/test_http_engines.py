@@ -12,6 +12,7 @@ import asyncio
 import gzip
 import json
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Literal
@@ -24,9 +25,23 @@ import httpx
 import pytest
 from aiohttp import web
 from aiohttp.client_reqrep import ConnectionKey
+from aiohttp.http_exceptions import HttpProcessingError
 
-from rungen_async._http._aiohttp import AiohttpTransport, AutoTransport, _to_httpx
+from rungen_async import (
+    AmbiguousRequestError,
+    APIConnectionError,
+    APIProtocolError,
+    APITimeoutError,
+    AsyncRunGen,
+    ResponseTooLargeError,
+    RetryPolicy,
+    TLSVerificationError,
+)
+from rungen_async._http._aiohttp import AiohttpTransport, _to_httpx
+from rungen_async._http._errors import to_sdk_error
+from rungen_async._http._limits import TooLarge
 from rungen_async._http._pool import WireTransport
+from rungen_async._http._select import AutoTransport
 from rungen_async._http._shared import Slots as _Slots
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -415,54 +430,204 @@ def test_limit_must_be_positive(engine: Engine) -> None:
 
 
 _KEY = ConnectionKey("api.test", 443, True, True, None, None, None)
+_CERT = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] self-signed")
 
 
 @pytest.mark.parametrize(
-    ("error", "expected"),
+    ("error", "expected", "sdk"),
     [
         pytest.param(
-            aiohttp.ConnectionTimeoutError("t"), httpx.ConnectTimeout, id="connect-timeout"
+            aiohttp.ConnectionTimeoutError("t"),
+            httpx.ConnectTimeout,
+            APITimeoutError,
+            id="connect-timeout",
         ),
         pytest.param(
             aiohttp.ClientConnectorError(_KEY, ConnectionRefusedError(111, "refused")),
             httpx.ConnectError,
+            APIConnectionError,
             id="refused",
         ),
         pytest.param(
             aiohttp.ClientConnectorDNSError(_KEY, OSError(-2, "Name or service not known")),
             httpx.ConnectError,
+            APIConnectionError,
             id="dns",
         ),
-        pytest.param(aiohttp.SocketTimeoutError("t"), httpx.ReadTimeout, id="read-timeout"),
-        pytest.param(aiohttp.ServerDisconnectedError(), httpx.RemoteProtocolError, id="gone"),
-        pytest.param(aiohttp.ClientPayloadError("x"), httpx.RemoteProtocolError, id="payload"),
+        pytest.param(
+            aiohttp.ClientConnectorCertificateError(_KEY, _CERT),
+            httpx.ConnectError,
+            TLSVerificationError,
+            id="certificate",
+        ),
+        pytest.param(
+            aiohttp.ServerFingerprintMismatch(b"a", b"b", "api.test", 443),
+            httpx.ConnectError,
+            APIConnectionError,
+            id="fingerprint",
+        ),
+        pytest.param(
+            aiohttp.NonHttpUrlClientError("ftp://x"),
+            httpx.UnsupportedProtocol,
+            APIConnectionError,
+            id="scheme",
+        ),
+        pytest.param(
+            aiohttp.InvalidURL("http://[x"), httpx.LocalProtocolError, APIConnectionError, id="url"
+        ),
+        pytest.param(
+            aiohttp.SocketTimeoutError("t"), httpx.ReadTimeout, APITimeoutError, id="read-timeout"
+        ),
+        pytest.param(
+            aiohttp.ServerDisconnectedError(),
+            httpx.RemoteProtocolError,
+            APIProtocolError,
+            id="gone",
+        ),
+        pytest.param(
+            aiohttp.ClientPayloadError("x"),
+            httpx.RemoteProtocolError,
+            APIProtocolError,
+            id="payload",
+        ),
+        pytest.param(
+            aiohttp.http_exceptions.BadStatusLine("HTTP/1.1 000 OK"),
+            httpx.RemoteProtocolError,
+            APIProtocolError,
+            id="bad-status-line",
+        ),
         pytest.param(
             aiohttp.ClientOSError(32, "Can not write request body for http://api.test/"),
             httpx.WriteError,
+            APIConnectionError,
             id="write",
         ),
         pytest.param(
             aiohttp.ClientConnectionResetError("Cannot write to closing transport"),
             httpx.WriteError,
+            APIConnectionError,
             id="write-closing",
         ),
-        pytest.param(aiohttp.ClientOSError(104, "reset"), httpx.ReadError, id="reset"),
-        pytest.param(aiohttp.ClientConnectionError("lost"), httpx.ReadError, id="lost"),
-        pytest.param(aiohttp.ClientError("odd"), httpx.TransportError, id="other"),
+        pytest.param(
+            aiohttp.ClientOSError(104, "reset"), httpx.ReadError, APIConnectionError, id="reset"
+        ),
+        pytest.param(
+            aiohttp.ClientConnectionError("lost"), httpx.ReadError, APIConnectionError, id="lost"
+        ),
+        pytest.param(
+            aiohttp.ClientError("odd"), httpx.TransportError, APIConnectionError, id="other"
+        ),
     ],
 )
 def test_aiohttp_errors_map_to_httpx_errors_of_the_same_retry_meaning(
-    error: aiohttp.ClientError, expected: type[httpx.TransportError]
+    error: Exception, expected: type[httpx.TransportError], sdk: type[APIConnectionError]
 ) -> None:
-    """Only failures before sending map to ConnectError and ConnectTimeout, the safe ones."""
+    """Only failures before sending map to ConnectError/ConnectTimeout; each has its SDK class."""
     request = httpx.Request("POST", "https://api.test/app/a/run_async")
 
     mapped = _to_httpx(error, request)
+    mapped.__cause__ = error  # as the transport raises it: from the original
+    translated = to_sdk_error(mapped, method="POST", url=str(request.url), path="/app/a/run_async")
 
     assert type(mapped) is expected
     assert mapped.request is request
     safe = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
     assert isinstance(mapped, safe) == (expected in safe)
+    assert type(translated) is sdk
+
+
+async def _hang_up(stream: anyio.abc.SocketStream) -> None:
+    await read_request_head(stream)
+
+
+async def _silent(stream: anyio.abc.SocketStream) -> None:
+    await read_request_head(stream)
+    await anyio.sleep_forever()
+
+
+async def _truncated(stream: anyio.abc.SocketStream) -> None:
+    await read_request_head(stream)
+    await stream.send(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"id')
+
+
+async def _garbage(stream: anyio.abc.SocketStream) -> None:
+    await read_request_head(stream)
+    await stream.send(b"HTTP/1.1 000 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+
+async def _large(stream: anyio.abc.SocketStream) -> None:
+    await read_request_head(stream)
+    await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n" + b" " * 2000)
+
+
+async def _large_chunked(stream: anyio.abc.SocketStream) -> None:
+    await read_request_head(stream)
+    chunk = b" " * 2000
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    await stream.send(head + b"%x\r\n" % len(chunk) + chunk + b"\r\n0\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    ("handler", "method", "sdk", "attempts"),
+    [
+        # aiohttp itself re-sends an idempotent request once after a disconnect: 2 a try.
+        pytest.param(_hang_up, "GET", APIProtocolError, 6, id="hang-up-get"),
+        pytest.param(_hang_up, "POST", AmbiguousRequestError, 1, id="hang-up-post"),
+        pytest.param(_silent, "GET", APITimeoutError, 3, id="read-timeout-get"),
+        pytest.param(_silent, "POST", AmbiguousRequestError, 1, id="read-timeout-post"),
+        pytest.param(_truncated, "GET", APIProtocolError, 3, id="truncated"),
+        pytest.param(_garbage, "GET", APIProtocolError, 3, id="bad-status-line"),
+        pytest.param(_large, "GET", ResponseTooLargeError, 1, id="too-large"),
+        pytest.param(_large_chunked, "GET", ResponseTooLargeError, 1, id="too-large-chunked"),
+    ],
+)
+async def test_aiohttp_failures_reach_the_caller_as_the_sdks_errors(
+    handler: RawHandler, method: str, sdk: type[Exception], attempts: int
+) -> None:
+    """Against real servers, each aiohttp failure is the SDK's class, the original chained."""
+    arrived = 0
+
+    async def counting(stream: anyio.abc.SocketStream) -> None:
+        nonlocal arrived
+        arrived += 1
+        await handler(stream)
+
+    retry = RetryPolicy(max_attempts=3, initial_delay=0, max_delay=0)
+    transport = AiohttpTransport(max_body_bytes=1000)
+    async with (
+        raw_server(counting) as base_url,
+        AsyncRunGen("k", base_url=base_url, transport=transport, retry=retry) as rg,
+    ):
+        view = rg.with_options(timeout=TINY)
+        call = view.submit_job("a1", {"prompt": "x"}) if method == "POST" else view.get_app("a1")
+        with pytest.raises(sdk) as caught:
+            await call
+
+    assert arrived == attempts
+    chain: list[BaseException] = []
+    link: BaseException | None = caught.value
+    while link is not None:
+        chain.append(link)
+        link = link.__cause__
+    # The original is chained: aiohttp's own error, or the SDK's cap or status check.
+    originals = aiohttp.ClientError | TooLarge | HttpProcessingError
+    assert isinstance(chain[-1], originals) or "malformed status line" in str(chain[-1])
+    if method == "POST":  # written, then failed: never a connect error
+        assert not any(isinstance(e, httpx.ConnectError) for e in chain)
+
+
+async def test_aiohttp_refused_connection_is_a_connection_error_with_the_original_chained() -> None:
+    """Nothing listening: APIConnectionError from httpx.ConnectError from aiohttp's error."""
+    retry = RetryPolicy(max_attempts=2, initial_delay=0, max_delay=0)
+    base_url = f"http://127.0.0.1:{free_port()}"
+    async with AsyncRunGen("k", base_url=base_url, transport=AiohttpTransport(), retry=retry) as rg:
+        with pytest.raises(APIConnectionError) as caught:
+            await rg.submit_job("a1", {"prompt": "x"})  # a POST: provably unsent, so retried
+
+    cause = caught.value.__cause__
+    assert type(caught.value) is APIConnectionError
+    assert isinstance(cause, httpx.ConnectError)
+    assert isinstance(cause.__cause__, aiohttp.ClientConnectorError)
 
 
 async def test_slots_hand_over_in_order_and_skip_timed_out_waiters() -> None:
@@ -601,3 +766,26 @@ async def test_loopback_and_trust_env_false_bypass_the_env_proxy(
     chosen = ignoring._choose(httpx.URL("http://rungen.test/"))  # chosen, not sent
     assert type(chosen) is WireTransport
     await chosen.aclose()
+
+
+async def test_aiohttp_streams_downloads_past_the_api_body_cap() -> None:
+    """Through httpx (downloads), the body streams in pieces and max_body_bytes does not apply."""
+    big = b"x" * (3 * 64 * 1024)
+
+    async def download(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(big)
+        await response.write_eof()
+        return response
+
+    transport = AiohttpTransport(max_body_bytes=1000)
+    async with (
+        web_server(("GET", "/image.png", download)) as base_url,
+        httpx.AsyncClient(transport=transport, base_url=base_url) as client,
+        client.stream("GET", "/image.png") as response,
+    ):
+        pieces = [piece async for piece in response.aiter_raw()]
+
+    assert b"".join(pieces) == big
+    assert len(pieces) > 1

@@ -19,7 +19,6 @@ from rungen_async import (
     BadRequestError,
     ConflictError,
     NotFoundError,
-    RateLimitError,
     ResponseValidationError,
     RetryPolicy,
     ServerError,
@@ -307,25 +306,6 @@ async def test_retry_after_seconds_is_honoured_and_capped(api: respx.Router) -> 
         await client.get_job(APP, JOB)
 
     assert clock.sleeps == [3.0, 10.0]
-
-
-async def test_rate_limit_pauses_other_requests_of_the_client(api: respx.Router) -> None:
-    """After a 429 with Retry-After, the client's next request waits out the pause first."""
-    clock = RecordingClock()
-    api.get(JOB_PATH).mock(
-        side_effect=[
-            httpx.Response(429, headers={"retry-after": "5"}, json=payloads.error("slow down")),
-        ]
-    )
-    api.get("/app").respond(200, json={"data": []})
-
-    async with make_client(api, clock, max_attempts=1) as client:
-        with pytest.raises(RateLimitError) as caught:
-            await client.get_job(APP, JOB)
-        await client.list_apps()
-
-    assert caught.value.retry_after == 5.0
-    assert clock.sleeps == [5.0]
 
 
 def test_retry_after_http_date_is_read() -> None:

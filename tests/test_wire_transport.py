@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 
 from rungen_async._http._connection import Connection, Failure
 from rungen_async._http._limits import MAX_HEAD_BYTES, TooLarge
-from rungen_async._http._origin import proxy_fallback_notice
 from rungen_async._http._pool import WireTransport
 from rungen_async._http._shared import Reply
 from tests.test_http_engines import free_port, raw_server
@@ -971,16 +970,3 @@ def test_an_idle_connection_the_peer_closed_is_seen_before_reuse() -> None:
     assert before
     assert not told  # the loop had not processed the close yet...
     assert not after  # ...but the socket said so
-
-
-def test_proxy_fallback_notice_says_why_and_masks_credentials() -> None:
-    """The line the client logs when a proxy sends it to httpx's transport hides the password."""
-    notice = proxy_fallback_notice(
-        httpx.URL("https://api.rungen.ai/app"), "http://user:s3cret@proxy.corp:3128"
-    )
-
-    assert "s3cret" not in notice
-    assert "user" not in notice
-    assert "http://***@proxy.corp:3128" in notice
-    assert "api.rungen.ai" in notice
-    assert "WireTransport cannot use a proxy" in notice

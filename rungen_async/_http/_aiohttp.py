@@ -1,38 +1,40 @@
 """
-An httpx transport backed by aiohttp, and the automatic choice of the SDK's transport.
+An httpx transport backed by aiohttp: the SDK's optional engine, and its exact error mapping.
 
-httpx stays the public interface (callers still hand the SDK httpx clients and transports,
-and respx keeps working); only the bytes on the wire move through another engine. On asyncio
-`AutoTransport` picks the SDK's own `WireTransport` (the cheapest), or aiohttp's C-accelerated
-client on request; on trio it falls back to `httpx.AsyncHTTPTransport`.
+httpx stays the public interface (callers still hand the SDK httpx clients and transports);
+only the bytes on the wire move through aiohttp's C-accelerated client.
 
-The exception mapping is part of the contract: the SDK decides whether a POST may be re-sent
-from the httpx class alone. `httpx.ConnectError`, `httpx.ConnectTimeout` and
-`httpx.PoolTimeout` mean nothing was sent; every other `httpx.TransportError` is ambiguous.
+The exception mapping is part of the contract: every aiohttp failure becomes the httpx
+exception with the same retry meaning, the original chained, and `_errors` turns that into the
+SDK's tree. `httpx.ConnectError`, `httpx.ConnectTimeout` and `httpx.PoolTimeout` mean nothing
+was sent, and only failures before the request was written map to them; every other
+`httpx.TransportError` leaves a POST ambiguous.
+
+    ConnectionTimeoutError ........................... ConnectTimeout
+    ClientConnectorError (refused, DNS, TLS, proxy) .. ConnectError
+    ServerFingerprintMismatch ........................ ConnectError
+    NonHttpUrlClientError ............................ UnsupportedProtocol
+    InvalidURL ....................................... LocalProtocolError
+    ServerTimeoutError (a read) ...................... ReadTimeout
+    ClientConnectionResetError, UploadAbortedError ... WriteError
+    ClientOSError .................................... WriteError (body write) or ReadError
+    ServerDisconnectedError, ClientPayloadError ...... RemoteProtocolError
+    ClientResponseError, HttpProcessingError ......... RemoteProtocolError (unparseable answer)
+    other ClientConnectionError ...................... ReadError
+    any other ClientError ............................ TransportError
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-import sys
-import urllib.request
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final, Literal
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Final
 
 import httpx
-import sniffio
 
-from .._validation import _is_loopback
-from ._limits import MAX_BODY_BYTES, MAX_HEAD_BYTES
-from ._pool import WireTransport
-from ._shared import (
-    DEFAULT_KEEPALIVE_EXPIRY,
-    DEFAULT_LIMIT,
-    Reply,
-    bare_request,
-    bind_loop,
-)
+from ._limits import MAX_BODY_BYTES, TooLarge
+from ._shared import DEFAULT_KEEPALIVE_EXPIRY, DEFAULT_LIMIT, Reply, bare_request, bind_loop
 from ._shared import Slots as _Slots
 
 if TYPE_CHECKING:
@@ -40,12 +42,9 @@ if TYPE_CHECKING:
     from multidict import CIMultiDict
     from yarl import URL
 
-__all__ = [
-    "AiohttpTransport",
-    "AutoTransport",
-    "default_transport",
-    "httpx_is_patched",
-]
+__all__ = ["AiohttpTransport"]
+
+_CHUNK: Final = 64 * 1024
 
 
 _HTTP_11: Final = b"HTTP/1.1"
@@ -59,8 +58,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """
     An httpx transport that sends requests through one `aiohttp.ClientSession`; asyncio only.
 
-    Responses are read in full before they are returned, so streaming a response body
-    yields it in one chunk. httpx still follows redirects, keeps cookies and decodes
+    `handle_async_request` streams the response body (a download is never held whole);
+    `exchange`, the SDK's own path, reads it in full, up to *max_body_bytes* (`TooLarge`
+    past it). httpx still follows redirects, keeps cookies and decodes
     ``Content-Encoding``. Differences from `httpx.AsyncHTTPTransport`: HTTP/1.1 only, no
     proxies, the write timeout is not enforced (aiohttp has none), and aiohttp re-sends an
     idempotent request (GET, PUT, DELETE...) once if a reused keep-alive connection turns out
@@ -72,6 +72,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         keepalive_expiry: Seconds an idle connection stays open for reuse.
         verify: Certificate checking, as in `httpx.AsyncHTTPTransport`: ``True`` for httpx's
             default context, ``False`` to skip, or an `ssl.SSLContext`.
+        max_body_bytes: The most bytes `exchange` reads of one response body.
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         limit: int | None = DEFAULT_LIMIT,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
         verify: ssl.SSLContext | bool = True,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         # Imported here, not at module level: aiohttp adds ~150 ms to `import rungen_async`
         # and is optional. Kept on the instance so the request path does no import lookups.
@@ -93,6 +95,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be at least 1 or None, not {limit}")
         self._limit = limit
+        self._max_body = max_body_bytes
         self._keepalive_expiry = keepalive_expiry
         self._verify = verify
         self._slots = _Slots(limit) if limit is not None else None
@@ -137,7 +140,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return timeout
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send *request* and return its response with the body already read."""
+        """Send *request*; return its response as soon as the head arrived (body streamed)."""
         headers = request.headers
         method = request.method
         try:
@@ -154,7 +157,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             skip: tuple[str, ...] | None = None
         else:
             skip = _AUTO_HEADERS
-        response, content = await self._exchange(
+        response, release = await self._start(
             method,
             self._url_type(str(request.url), encoded=True),  # httpx percent-encoded it
             wire_headers,
@@ -163,7 +166,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             request.extensions.get("timeout"),
             request,
         )
-        return to_httpx_response(response, content, request)
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=_Body(response, release, request, self._client_error),
+            request=request,
+            extensions={
+                "http_version": _http_version(response.version),
+                "reason_phrase": (response.reason or "").encode("ascii", "replace"),
+            },
+        )
 
     async def exchange(
         self,
@@ -178,13 +190,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
         The SDK's own fast lane: *url* must already be percent-encoded and *headers* must
         name ``User-Agent``, ``Accept``, ``Accept-Encoding`` (and ``Content-Type`` with a
-        body), so aiohttp adds nothing. The body is returned as sent (not decoded); errors
-        are the same httpx exceptions `handle_async_request` raises, carrying a request
-        without headers.
+        body), so aiohttp adds nothing. The body is returned as sent (not decoded), at most
+        *max_body_bytes* of it (`TooLarge` past that); errors are the same httpx exceptions
+        `handle_async_request` raises, carrying a request without headers.
         """
-        raw, content = await self._exchange(
+        raw, release = await self._start(
             method, self._url_type(url, encoded=True), headers, body, None, timeouts, None
         )
+        try:
+            content = await self._read_capped(raw, method, url)
+        finally:
+            release()
         if raw.status < 400 and "Content-Encoding" not in raw.headers:
             return Reply(raw.status, content)
         return Reply(
@@ -196,7 +212,31 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             reason=(raw.reason or "").encode("ascii", "replace"),
         )
 
-    async def _exchange(
+    async def _read_capped(self, raw: aiohttp.ClientResponse, method: str, url: str) -> bytes:
+        limit = self._max_body
+        if raw.content_length is not None and raw.content_length > limit:
+            raw.close()
+            raise TooLarge(_too_large(limit), limit=limit)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            if raw.content_length is not None:  # within the cap: aiohttp's one-call read
+                return await raw.read()
+            while chunk := await raw.content.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raw.close()
+                    raise TooLarge(_too_large(limit), limit=limit)
+                chunks.append(chunk)
+        except self._client_error as exc:
+            raw.close()
+            raise _to_httpx(exc, bare_request(method, url)) from exc
+        except BaseException:
+            raw.close()
+            raise
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _start(
         self,
         method: str,
         url: URL,
@@ -205,7 +245,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         skip: tuple[str, ...] | None,
         timeouts: Mapping[str, float | None] | None,
         request: httpx.Request | None,
-    ) -> tuple[aiohttp.ClientResponse, bytes]:
+    ) -> tuple[aiohttp.ClientResponse, Callable[[], None]]:
+        """Send the request and read the head; the caller reads the body, then *release*s."""
         session = self._session
         loop = self._loop
         if session is None or loop is not asyncio.get_running_loop():
@@ -233,7 +274,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     "timed out waiting for a connection",
                     request=request or bare_request(method, str(url)),
                 ) from exc
-        response: aiohttp.ClientResponse | None = None
+        release = slots.release if slots is not None else _nothing
         try:
             response = await session.request(
                 method,
@@ -244,19 +285,20 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,  # httpx follows redirects itself
                 timeout=client_timeout,
             )
-            content = await response.read()
-        except self._client_error as exc:
-            if response is not None:
-                response.close()
+        except (self._client_error, _processing_error()) as exc:
+            release()
             raise _to_httpx(exc, request or bare_request(method, str(url))) from exc
-        except BaseException:  # cancelled: drop the half-read connection
-            if response is not None:
-                response.close()
+        except BaseException:
+            release()
             raise
-        finally:
-            if slots is not None:
-                slots.release()
-        return response, content
+        if not 200 <= response.status <= 599:  # aiohttp takes "HTTP/1.1 000 OK"; h11 does not
+            response.close()
+            release()
+            raise httpx.RemoteProtocolError(
+                f"the server sent a malformed status line (status {response.status:03d})",
+                request=request or bare_request(method, str(url)),
+            )
+        return response, release
 
     async def aclose(self) -> None:
         """Close the session and its connections; the transport cannot be reused."""
@@ -266,20 +308,52 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
 
 
-def to_httpx_response(
-    response: aiohttp.ClientResponse, content: bytes, request: httpx.Request
-) -> httpx.Response:
-    """The httpx form of an aiohttp response whose body *content* was read."""
-    return httpx.Response(
-        response.status,
-        headers=response.raw_headers,
-        stream=httpx.ByteStream(content),
-        request=request,
-        extensions={
-            "http_version": _http_version(response.version),
-            "reason_phrase": (response.reason or "").encode("ascii", "replace"),
-        },
+class _Body(httpx.AsyncByteStream):
+    """An aiohttp response body as an httpx stream; closing it frees the pool slot."""
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        release: Callable[[], None],
+        request: httpx.Request,
+        client_error: type[aiohttp.ClientError],
+    ) -> None:
+        self._response = response
+        self._release: Callable[[], None] | None = release
+        self._request = request
+        self._client_error = client_error
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            while chunk := await self._response.content.read(_CHUNK):
+                yield chunk
+        except self._client_error as exc:
+            self._response.close()
+            raise _to_httpx(exc, self._request) from exc
+
+    async def aclose(self) -> None:
+        self._response.release()
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+def _nothing() -> None:
+    """No pool slot to give back."""
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"the response body is larger than {limit:,} bytes (the client's max_body_bytes); "
+        "raise it with AsyncRunGen(max_body_bytes=...) if the API really sends that much"
     )
+
+
+def _processing_error() -> type[Exception]:
+    """aiohttp's parser error, which a few code paths let through unwrapped."""
+    from aiohttp.http_exceptions import HttpProcessingError
+
+    return HttpProcessingError
 
 
 def _http_version(version: tuple[int, int] | None) -> bytes:
@@ -288,16 +362,17 @@ def _http_version(version: tuple[int, int] | None) -> bytes:
     return f"HTTP/{version[0]}.{version[1]}".encode()
 
 
-def _to_httpx(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:
+def _to_httpx(exc: Exception, request: httpx.Request) -> httpx.TransportError:
     """Translate an aiohttp error into the httpx error with the same retry meaning."""
     import aiohttp
+    from aiohttp.http_exceptions import HttpProcessingError
 
     message = str(exc) or type(exc).__name__
     # Nothing was sent: safe to retry any method.
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return httpx.ConnectTimeout(message, request=request)
-    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, TLS handshake
-        return httpx.ConnectError(message, request=request)
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ServerFingerprintMismatch):
+        return httpx.ConnectError(message, request=request)  # refused, DNS, TLS, proxy
     if isinstance(exc, aiohttp.NonHttpUrlClientError):
         return httpx.UnsupportedProtocol(message, request=request)
     if isinstance(exc, aiohttp.InvalidURL):
@@ -305,168 +380,21 @@ def _to_httpx(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.Transpo
     # The request may have reached the server: ambiguous.
     if isinstance(exc, aiohttp.ServerTimeoutError):
         return httpx.ReadTimeout(message, request=request)
-    if isinstance(exc, aiohttp.ClientConnectionResetError):
+    if isinstance(exc, aiohttp.ClientConnectionResetError | aiohttp.UploadAbortedError):
         return httpx.WriteError(message, request=request)
     if isinstance(exc, aiohttp.ClientOSError):
         # aiohttp reports a failed body write only through this message.
         if "Can not write request body" in message:
             return httpx.WriteError(message, request=request)
         return httpx.ReadError(message, request=request)
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
-        return httpx.RemoteProtocolError(message, request=request)
-    if isinstance(exc, aiohttp.ClientResponseError):  # a response aiohttp could not parse
+    if isinstance(
+        exc,
+        aiohttp.ServerDisconnectedError
+        | aiohttp.ClientPayloadError
+        | aiohttp.ClientResponseError  # an answer aiohttp could not parse
+        | HttpProcessingError,
+    ):
         return httpx.RemoteProtocolError(message, request=request)
     if isinstance(exc, aiohttp.ClientConnectionError):
         return httpx.ReadError(message, request=request)
     return httpx.TransportError(message, request=request)
-
-
-class AutoTransport(httpx.AsyncBaseTransport):
-    """
-    Picks the fastest transport for the running async library on first use.
-
-    On asyncio that is `WireTransport` (the SDK's own HTTP/1.1 client), or `AiohttpTransport`
-    if *asyncio_engine* is ``"aiohttp"`` (and aiohttp is installed), or httpx's own if it is
-    ``"httpx"``. On trio it is always `httpx.AsyncHTTPTransport`. Every choice is configured
-    from the same *limits* and *verify*.
-
-    With *trust_env* (the default, as in httpx), a proxy named by ``HTTPS_PROXY``,
-    ``HTTP_PROXY`` or ``ALL_PROXY`` for the first request's URL (and not bypassed by
-    ``NO_PROXY``) is honoured: the choice is then httpx's transport through that proxy.
-    """
-
-    def __init__(
-        self,
-        *,
-        limits: httpx.Limits | None = None,
-        verify: ssl.SSLContext | bool = True,
-        asyncio_engine: Literal["wire", "aiohttp", "httpx"] = "wire",
-        trust_env: bool = True,
-        max_head_bytes: int = MAX_HEAD_BYTES,
-        max_body_bytes: int | None = MAX_BODY_BYTES,
-    ) -> None:
-        if asyncio_engine not in ("wire", "aiohttp", "httpx"):
-            raise ValueError(
-                f"asyncio_engine must be 'wire', 'aiohttp' or 'httpx', not {asyncio_engine!r}"
-            )
-        self._limits = limits or httpx.Limits(
-            max_connections=DEFAULT_LIMIT, max_keepalive_connections=DEFAULT_LIMIT
-        )
-        self._verify = verify
-        self._engine = asyncio_engine
-        self._trust_env = trust_env
-        self._caps = (max_head_bytes, max_body_bytes)
-        self._inner: httpx.AsyncBaseTransport | None = None
-        self._mocked: httpx.AsyncBaseTransport | None = None
-
-    @property
-    def chosen(self) -> httpx.AsyncBaseTransport | None:
-        """The transport picked on first use, or ``None`` before any request."""
-        return self._inner
-
-    def _choose(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
-        limits = self._limits
-        proxy = _env_proxy(url) if self._trust_env else None
-        if proxy is not None:
-            # Only httpx's transport speaks to proxies: honour HTTP(S)_PROXY as httpx would.
-            self._inner = httpx.AsyncHTTPTransport(limits=limits, verify=self._verify, proxy=proxy)
-            return self._inner
-        engine = self._engine if sniffio.current_async_library() == "asyncio" else "httpx"
-        expiry = (
-            DEFAULT_KEEPALIVE_EXPIRY if limits.keepalive_expiry is None else limits.keepalive_expiry
-        )
-        inner: httpx.AsyncBaseTransport
-        if engine == "wire":
-            inner = WireTransport(
-                limits=limits,
-                verify=self._verify,
-                max_head_bytes=self._caps[0],
-                max_body_bytes=self._caps[1],
-            )
-        elif engine == "aiohttp":
-            inner = AiohttpTransport(
-                limit=limits.max_connections, keepalive_expiry=expiry, verify=self._verify
-            )
-        else:
-            inner = httpx.AsyncHTTPTransport(limits=limits, verify=self._verify)
-        self._inner = inner
-        return inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send *request* through the chosen transport, choosing it on the first call."""
-        if httpx_is_patched():
-            # A test mock (respx, pytest-httpx) hooks httpx's own transport: go through it.
-            fallback = self._mocked or self._mocked_transport()
-            return await fallback.handle_async_request(request)
-        inner = self._inner or self._choose(request.url)
-        return await inner.handle_async_request(request)
-
-    def _mocked_transport(self) -> httpx.AsyncBaseTransport:
-        self._mocked = httpx.AsyncHTTPTransport(limits=self._limits, verify=self._verify)
-        return self._mocked
-
-    async def aclose(self) -> None:
-        """Close the chosen transport, if one was chosen."""
-        if self._inner is not None:
-            await self._inner.aclose()
-        if self._mocked is not None:
-            await self._mocked.aclose()
-
-
-def _env_proxy(url: httpx.URL) -> str | None:
-    """
-    The proxy the environment names for *url*, if any (as httpx's trust_env reads it).
-
-    Loopback hosts never go through one: a proxy elsewhere cannot reach this machine's
-    loopback (where the local emulator runs).
-    """
-    if _is_loopback(url.host):
-        return None
-    proxies = urllib.request.getproxies_environment()
-    proxy = proxies.get(url.scheme) or proxies.get("all")
-    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # (not in typeshed)
-    if not proxy or bypass(url.host):
-        return None
-    return proxy
-
-
-_HTTPX_SEND: Final = "httpx._transports.default"
-_HTTPX_CLIENT: Final = "httpx._client"
-_HTTPCORE_POOL: Final = "httpcore._async.connection_pool"
-
-
-def httpx_is_patched() -> bool:
-    """
-    Whether a test mock has replaced httpx's or httpcore's send path in this process.
-
-    respx patches ``httpcore.AsyncConnectionPool.handle_async_request`` (or, with
-    ``using="httpx"``, ``httpx.AsyncClient._transport_for_url``) and pytest-httpx patches
-    ``httpx.AsyncHTTPTransport.handle_async_request``. While one is active, the SDK sends
-    through httpx's own client and transport so the mock sees every request.
-    """
-    if (
-        getattr(httpx.AsyncHTTPTransport.handle_async_request, "__module__", None) != _HTTPX_SEND
-        or getattr(httpx.AsyncClient._transport_for_url, "__module__", None) != _HTTPX_CLIENT
-    ):
-        return True
-    httpcore = sys.modules.get("httpcore")
-    return httpcore is not None and (
-        getattr(httpcore.AsyncConnectionPool.handle_async_request, "__module__", None)
-        != _HTTPCORE_POOL
-    )
-
-
-def default_transport(
-    *,
-    limits: httpx.Limits | None = None,
-    verify: ssl.SSLContext | bool = True,
-    max_head_bytes: int = MAX_HEAD_BYTES,
-    max_body_bytes: int | None = MAX_BODY_BYTES,
-) -> httpx.AsyncBaseTransport:
-    """Return the transport the SDK uses when the caller passes none: an `AutoTransport`."""
-    return AutoTransport(
-        limits=limits,
-        verify=verify,
-        max_head_bytes=max_head_bytes,
-        max_body_bytes=max_body_bytes,
-    )

@@ -16,7 +16,7 @@ from ._shared import bare_request
 if TYPE_CHECKING:
     from ._connection import Connection
 
-__all__ = ["Origin", "origin_of", "proxy_fallback_notice", "request_bytes"]
+__all__ = ["Origin", "origin_of", "request_bytes"]
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _UNSAFE: Final = re.compile(rb"[\r\n\x00]")  # what would split or end a header line
@@ -111,19 +111,3 @@ async def request_bytes(request: httpx.Request) -> tuple[bytes, str]:
     elif body:
         lines.append(body)
     return b"".join(lines), f"{url.scheme}://{url.netloc.decode('ascii')}"
-
-
-def proxy_fallback_notice(url: httpx.URL, proxy: str) -> str:
-    """
-    The line to log, once, when a request to *url* goes through httpx's transport because the
-    environment names *proxy*, which `WireTransport` cannot speak to. Credentials in *proxy*
-    are masked.
-    """
-    shown = httpx.URL(proxy)
-    if shown.userinfo:
-        shown = shown.copy_with(username="***", password=None)
-    return (
-        f"requests to {url.scheme}://{url.host} go through httpx's transport via the proxy "
-        f"{shown} named in the environment (WireTransport cannot use a proxy); pass "
-        "trust_env=False to AutoTransport to connect directly"
-    )

@@ -19,16 +19,32 @@ from attrs import field, frozen
 from .._config import (
     DEFAULT_INITIAL_RETRY_DELAY,
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_RATE_LIMIT_WAIT,
     DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_MAX_RETRY_DELAY,
 )
+from ._limits import TooLarge
 
 DEFAULT_RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 # Failures that happen before a byte of the request left: a POST may be re-sent after them.
-_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-# Failures that retrying cannot fix (a bad URL scheme, a malformed request).
-_PERMANENT: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError)
+# (A refused request, a bad scheme or a proxy that failed never reached the API either.)
+_NOT_SENT: Final = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+    httpx.ProxyError,
+)
+# Failures that retrying cannot fix (a bad URL scheme, a malformed request, an answer over a
+# cap). A certificate that fails verification is one too: `_errors.tls_failure` finds it.
+_PERMANENT: Final = (
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+    httpx.ProxyError,
+    TooLarge,
+)
 
 
 def _check_non_negative(_: object, attribute: object, value: float) -> None:
@@ -51,7 +67,11 @@ class RetryPolicy:
         max_attempts: Tries in all, the first one included (1 turns retries off).
         initial_delay: Cap of the first back-off in seconds; each retry doubles it.
         max_delay: Cap of any back-off, in seconds.
-        max_retry_after: Cap on a server's ``Retry-After``, in seconds.
+        max_retry_after: Cap on a server's ``Retry-After``, in seconds. A 429 is always
+            waited out in full, never less: one asking for more than this is raised at once.
+        max_rate_limit_wait: Seconds one call may spend in all waiting for rate limits (its
+            429s' ``Retry-After`` and pauses); past it the call raises `RateLimitError`, so
+            a server that always answers 429 cannot hang a caller.
         retry_statuses: Statuses worth another try.
         retry_ambiguous_posts: Also re-send a POST whose outcome is unknown (a timeout after
             sending, a dropped connection, 500, 502, 504), under the same idempotency key.
@@ -63,6 +83,9 @@ class RetryPolicy:
     initial_delay: float = field(default=DEFAULT_INITIAL_RETRY_DELAY, validator=_check_non_negative)
     max_delay: float = field(default=DEFAULT_MAX_RETRY_DELAY, validator=_check_non_negative)
     max_retry_after: float = field(default=DEFAULT_MAX_RETRY_AFTER, validator=_check_non_negative)
+    max_rate_limit_wait: float = field(
+        default=DEFAULT_MAX_RATE_LIMIT_WAIT, validator=_check_non_negative
+    )
     retry_statuses: frozenset[int] = field(default=DEFAULT_RETRY_STATUSES, converter=frozenset)
     retry_ambiguous_posts: bool = False
     jitter: bool = True
@@ -100,12 +123,12 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, seconds)
 
 
-def is_retryable_exception(exc: httpx.TransportError) -> bool:
-    """Whether another try could succeed after the transport failure *exc*."""
+def is_retryable_exception(exc: BaseException) -> bool:
+    """Whether another try could succeed after the transport failure *exc* (TLS aside)."""
     return not isinstance(exc, _PERMANENT)
 
 
-def was_not_sent(exc: httpx.TransportError) -> bool:
+def was_not_sent(exc: BaseException) -> bool:
     """Whether *exc* proves the request never reached the server."""
     return isinstance(exc, _NOT_SENT)
 

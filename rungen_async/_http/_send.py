@@ -1,64 +1,81 @@
 """
-The one request path every endpoint goes through: headers, retries, decoding, errors.
+The one request path every endpoint goes through: headers, retries, pacing, decoding, errors.
 
-`Core` is what a client and all its team views share: the connection pool, the settings,
-the rate-limit pause and the counters a batch reads.
+`Core` is what a client and all its views share: the connection pool, the rate-limit
+knowledge and the counters a batch reads. `CallOptions` is what a view changes: headers
+(its team), timeouts and retries. Every request goes out through `Core.send`, which returns
+one type, `Reply`, whatever the engine; only an error status becomes an `httpx.Response`
+(for `APIStatusError.response`).
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import anyio.lowlevel
+import attrs
 import httpx
 
 from .._clock import Clock
 from .._config import USER_AGENT
-from .._exceptions import (
-    AmbiguousRequestError,
-    APIConnectionError,
-    APITimeoutError,
-    ResponseValidationError,
-    body_preview,
-    error_from_response,
-)
-from ._aiohttp import AiohttpTransport, AutoTransport, httpx_is_patched
+from ._aiohttp import AiohttpTransport
+from ._call import Call
+from ._limits import MAX_BODY_BYTES
+from ._pacing import RateLimits
 from ._pool import WireTransport
-from ._retry import (
-    RetryPolicy,
-    is_retryable_exception,
-    parse_retry_after,
-    post_status_is_safe,
-    was_not_sent,
-)
+from ._reply import decoded, json_body, read_reply
+from ._retry import RetryPolicy
+from ._select import FAST_ENGINES, AutoTransport
 from ._shared import Reply
 
 logger = logging.getLogger("rungen_async")
 
 _JSON_HEADERS = {"content-type": "application/json"}
-_FAST = (WireTransport, AiohttpTransport)
+#: What an engine raises; anything else (a bug, a cancellation) passes through untouched.
+_ENGINE_ERRORS = (httpx.TransportError, OSError)
+
+Fast = WireTransport | AiohttpTransport  # the engines with an exchange()
+
+
+@attrs.frozen(kw_only=True)
+class CallOptions:
+    """What a client or one of its views sends with every call: headers, timeout, retries."""
+
+    headers: dict[str, str]
+    team_id: str | None
+    #: None: the user's own http_client's timeout applies.
+    timeout: httpx.Timeout | None
+    retry: RetryPolicy
+    timeouts: dict[str, float | None] | None = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        timeouts = None if self.timeout is None else self.timeout.as_dict()
+        object.__setattr__(self, "timeouts", timeouts)
 
 
 class Core:
-    """What every team view of one client shares: the connection pool and the settings."""
+    """What every view of one client shares: the connection pool and what it learnt."""
 
     __slots__ = (
         "api_key",
         "base_url",
         "clock",
-        "direct",
-        "extensions",
+        "engine",
         "fast",
         "fast_ok",
         "http",
+        "loop",
+        "max_body_bytes",
         "owns_http",
-        "paused_until",
+        "picked",
         "rate_limit_listeners",
-        "retry",
+        "rate_limits",
         "retry_count",
+        "transport",
         "user_id",
     )
 
@@ -69,31 +86,30 @@ class Core:
         base_url: str,
         http: httpx.AsyncClient,
         owns_http: bool,
-        retry: RetryPolicy,
         clock: Clock,
         user_id: str | None,
-        direct: httpx.AsyncBaseTransport | None = None,
-        timeout: httpx.Timeout | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.api_key = api_key
-        # With a pool of its own, the client hands requests straight to the transport:
-        # httpx.AsyncClient's per-request machinery (merging, cookies, auth and redirect
-        # loops, event hooks) costs more CPU than the rest of the SDK (benchmarks/README.md).
-        self.direct = direct
-        # With the SDK's own transport (or aiohttp) underneath, the client skips httpx's
-        # Request and Response objects too: building them is over half the CPU of a poll
-        # (benchmarks/README.md). Only for a base URL already in its percent-encoded form.
-        self.fast_ok = _encoded(base_url)
-        self.fast = direct if isinstance(direct, _FAST) and self.fast_ok else None
-        self.extensions = {"timeout": (timeout or httpx.Timeout(None)).as_dict()}
         self.base_url = base_url
         self.http = http
         self.owns_http = owns_http
-        self.retry = retry
         self.clock = clock
         self.user_id = user_id
-        # A 429's Retry-After pauses every request of this client, not just the one that hit it.
-        self.paused_until = 0.0
+        # With a pool of its own, the client hands requests straight to the transport:
+        # httpx.AsyncClient's per-request machinery (merging, cookies, auth and redirect
+        # loops, event hooks) costs more CPU than the rest of the SDK (benchmarks/README.md).
+        self.transport = transport
+        # The SDK's own engines take URLs as sent, so only an already-encoded base URL
+        # may skip httpx's Request (building it is over half the CPU of a poll).
+        self.fast_ok = _encoded(base_url)
+        self.fast: Fast | None = None
+        self.engine: httpx.AsyncBaseTransport | None = None
+        self.picked = False
+        self.max_body_bytes = max_body_bytes
+        self.loop: object = None
+        self.rate_limits = RateLimits(clock)
         # Told of every 429 (with its Retry-After): running batches shrink their concurrency.
         self.rate_limit_listeners: list[Callable[[float | None], None]] = []
         self.retry_count = 0
@@ -114,7 +130,7 @@ class Core:
 
     async def request(
         self,
-        headers: dict[str, str],
+        options: CallOptions,
         method: str,
         path: str,
         *,
@@ -123,176 +139,119 @@ class Core:
         extra_headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one logical call, retrying as the policy allows; return the unwrapped body."""
-        core = self
-        url = core.base_url + path
-        is_post = method == "POST"
-        if content is not None or is_post or extra_headers:
+        self.check_loop()
+        url = self.base_url + path
+        headers = options.headers
+        if content is not None or method == "POST" or extra_headers:
             headers = {**headers, **_JSON_HEADERS} if content is not None else dict(headers)
-            if is_post:
+            if method == "POST":
                 # One key per logical call, the same on every attempt.
                 idempotency_key = idempotency_key or uuid.uuid4().hex
                 headers["idempotency-key"] = idempotency_key
             if extra_headers:
                 headers.update(extra_headers)
-        policy = core.retry
-        attempt = 0
+        call = Call(options, self.rate_limits, method, url, path, headers, idempotency_key)
         while True:
-            attempt += 1
-            if core.paused_until and core.clock.now() < core.paused_until:
-                await core.clock.sleep(core.paused_until - core.clock.now())
+            call.attempt += 1
+            if self.rate_limits.active:
+                await call.pace(self.clock)
             try:
-                response = await core.send(method, url, content, headers)
-            except httpx.TransportError as exc:
-                retryable = is_retryable_exception(exc)
-                ambiguous = is_post and not was_not_sent(exc)
-                if (
-                    not retryable
-                    or attempt >= policy.max_attempts
-                    or (ambiguous and not policy.retry_ambiguous_posts)
-                ):
-                    if ambiguous:
-                        raise _ambiguous(method, path, idempotency_key, f"{exc!r}", None) from exc
-                    if isinstance(exc, httpx.TimeoutException):
-                        raise APITimeoutError(
-                            f"{method} {path} timed out ({type(exc).__name__})",
-                            method=method,
-                            path=path,
-                        ) from exc
-                    raise APIConnectionError(
-                        f"{method} {path} failed: {type(exc).__name__}: {exc}",
-                        method=method,
-                        path=path,
-                    ) from exc
-                await self.back_off(method, path, attempt, type(exc).__name__, None)
-                continue
-
-            status = response.status_code
-            if status < 400:
-                return _decode(response, method, path)
-            assert isinstance(response, httpx.Response)  # a Reply is always a success
-            retry_after = (
-                parse_retry_after(response.headers.get("retry-after"))
-                if status in (429, 503)
-                else None
-            )
-            if status == 429:
-                if retry_after:
-                    core.paused_until = max(
-                        core.paused_until,
-                        core.clock.now() + min(retry_after, policy.max_retry_after),
-                    )
-                for listener in core.rate_limit_listeners:
-                    listener(retry_after)
-            ambiguous = is_post and status >= 500 and not post_status_is_safe(status, retry_after)
-            if (
-                status in policy.retry_statuses
-                and attempt < policy.max_attempts
-                and not (ambiguous and not policy.retry_ambiguous_posts)
-            ):
-                reason = f"{status} {response.reason_phrase}"
-                await self.back_off(method, path, attempt, reason, retry_after)
-                continue
-            _scrub_key(response)
-            error = error_from_response(response, method=method, path=path)
-            if ambiguous:
-                raise _ambiguous(method, path, idempotency_key, str(error), status) from error
-            raise error
+                reply = await self.send(method, url, content, headers, options.timeouts)
+            except _ENGINE_ERRORS as exc:
+                delay, reason = call.after_failure(exc)
+            else:
+                if reply.status_code < 400:
+                    call.answered()
+                    return json_body(reply, method, url)
+                delay, reason = call.after_status(reply, self.rate_limit_listeners)
+            await self.back_off(call, reason, delay)
 
     async def send(
-        self, method: str, url: str, content: bytes | None, headers: Mapping[str, str]
-    ) -> httpx.Response | Reply:
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        headers: Mapping[str, str],
+        timeouts: Mapping[str, float | None] | None,
+    ) -> Reply:
         """
-        Send one request and read its body: straight to the transport when it is ours.
+        Send one request and read its whole answer, through whichever engine runs.
 
-        A success through the fast lane comes back as a `Reply`; anything else (an error
-        status, an encoded body, another transport) as an `httpx.Response`.
+        The one exit to the network (``rungen_async.testing``'s respx mocker patches it).
+        Over the SDK's own engines no httpx object is built; any other transport, or the
+        user's ``http_client``, gets an `httpx.Request` and its response is read into a
+        `Reply`, at most *max_body_bytes* of body (`TooLarge` past it).
         """
         fast = self.fast
-        patched = httpx_is_patched()
-        if fast is not None and not patched:
-            reply = await fast.exchange(method, url, headers, content, self.extensions["timeout"])
-            if reply.status_code < 400 and not reply.encoded:
-                return reply
-            request = httpx.Request(method, url, content=content, headers=headers)
-            response = reply.to_httpx(request)
-            await response.aread()  # decodes a Content-Encoding
-            return response
-        transport = self.direct
-        if transport is None or patched:
-            return await self.http.request(method, url, content=content, headers=headers)
-        request = httpx.Request(
-            method, url, content=content, headers=headers, extensions=self.extensions
-        )
-        response = await transport.handle_async_request(request)
-        response.request = request
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        if fast is None and self.fast_ok and isinstance(transport, AutoTransport):
-            chosen = transport.chosen
-            if isinstance(chosen, _FAST):
-                self.fast = chosen
-        return response
+        if fast is None and not self.picked:
+            self.pick()
+            fast = self.fast
+        if fast is not None:
+            reply: Reply = await fast.exchange(method, url, headers, content, timeouts)
+            return await decoded(reply, self.max_body_bytes) if reply.encoded else reply
+        engine = self.engine
+        if engine is not None:
+            extensions = {} if timeouts is None else {"timeout": timeouts}
+            request = httpx.Request(
+                method, url, content=content, headers=headers, extensions=extensions
+            )
+            response = await engine.handle_async_request(request)
+        else:  # the user's own httpx.AsyncClient, with its defaults
+            timeout = httpx.USE_CLIENT_DEFAULT if timeouts is None else httpx.Timeout(**timeouts)
+            request = self.http.build_request(
+                method, url, content=content, headers=headers, timeout=timeout
+            )
+            response = await self.http.send(request, stream=True)
+        return await read_reply(response, self.max_body_bytes)
 
-    async def back_off(
-        self, method: str, path: str, attempt: int, reason: str, retry_after: float | None
-    ) -> None:
+    def pick(self) -> None:
+        """Choose, on first use, how requests leave: an engine's exchange() or httpx."""
+        self.picked = True
+        transport = self.transport
+        if isinstance(transport, AutoTransport):
+            transport = transport.select(httpx.URL(self.base_url))
+        if isinstance(transport, FAST_ENGINES) and self.fast_ok:
+            self.fast = transport
+        else:
+            self.engine = transport  # None: the user's http_client
+
+    def check_loop(self) -> None:
+        """Refuse a call from an event loop other than the one the client first ran in."""
+        try:
+            loop: object = asyncio.get_running_loop()
+        except RuntimeError:  # trio: a new token object each time, equal within one run
+            loop = anyio.lowlevel.current_token()
+        if loop is self.loop or loop == self.loop:
+            return
+        if self.loop is None:
+            self.loop = loop
+            return
+        raise RuntimeError(
+            "this AsyncRunGen was first used in another event loop: an AsyncRunGen and its "
+            "connections belong to one event loop. Create the client inside the loop that "
+            "uses it (in a notebook, in the cell that uses it, or use top-level await in "
+            "every cell instead of asyncio.run() or anyio.run() per cell)"
+        )
+
+    async def back_off(self, call: Call, reason: str, delay: float | None) -> None:
         """Log a retry and sleep its delay on the clock."""
-        core = self
-        delay = core.retry.backoff(attempt, retry_after)
-        core.retry_count += 1
+        policy = call.options.retry
+        if delay is None:
+            delay = policy.backoff(call.attempt)
+        self.retry_count += 1
         logger.info(
             "Retrying %s %s in %.2f s after %s (attempt %d of %d)",
-            method,
-            path,
+            call.method,
+            call.path,
             delay,
             reason,
-            attempt + 1,
-            core.retry.max_attempts,
+            call.attempt + 1,
+            policy.max_attempts,
         )
-        await core.clock.sleep(delay)
-
-
-def _ambiguous(
-    method: str, path: str, key: str | None, cause: str, status: int | None
-) -> AmbiguousRequestError:
-    return AmbiguousRequestError(
-        f"{method} {path} may or may not have been carried out ({cause}); it was not re-sent. "
-        f"Send it again with idempotency_key={key!r} to avoid a duplicate",
-        method=method,
-        path=path,
-        idempotency_key=key or "",
-        status_code=status,
-    )
-
-
-def _scrub_key(response: httpx.Response) -> None:
-    """Mask the API key in the request an error keeps, so no exception carries the key."""
-    sent = response.request
-    headers = [
-        (name, "***" if name.lower() == "x-api-key" else value)
-        for name, value in sent.headers.multi_items()
-    ]
-    response.request = httpx.Request(sent.method, sent.url, headers=headers)
+        await self.clock.sleep(delay)
 
 
 def _encoded(base_url: str) -> bool:
     """Whether *base_url* and paths under it need no percent-encoding or IDNA to be sent."""
     probe = base_url + "/app/x"
     return str(httpx.URL(probe)) == probe
-
-
-def _decode(response: httpx.Response | Reply, method: str, path: str) -> Any:
-    content = response.content
-    if not content:
-        return None
-    try:
-        body = json.loads(content)
-    except ValueError:
-        raise ResponseValidationError(
-            f"{response.status_code} on {method} {path} is not JSON: {body_preview(content)!r}",
-            status_code=response.status_code,
-        ) from None
-    # Some endpoints wrap their payload in {"data": ...} and some don't.
-    return body["data"] if type(body) is dict and "data" in body else body
