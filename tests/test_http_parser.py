@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rungen_async import APIProtocolError, AsyncRunGen, RetryPolicy
 from rungen_async._http._connection import Failure
 from rungen_async._http._limits import TooLarge
 from rungen_async._http._pool import WireTransport
@@ -219,3 +220,13 @@ async def test_a_control_byte_in_a_header_value_is_refused_where_httpx_takes_it(
                 await transport.exchange("GET", url, {}, None, GUARD)
         async with httpx.AsyncClient(timeout=5.0) as client:
             assert (await client.get(url)).headers["x-a"] == "a\x01b"
+
+
+async def test_async_rungen_reports_a_hostile_answer_as_a_protocol_error() -> None:
+    """Through the client, status 000 and an injected job is APIProtocolError, no job."""
+    async with (
+        raw_server(serving(HOSTILE["status-000-then-a-job"])) as url,
+        AsyncRunGen("rg-key", base_url=url, retry=RetryPolicy.disabled()) as client,
+    ):
+        with pytest.raises(APIProtocolError, match="status 000"):
+            await client.get_job("app_1", "job_1")

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from rungen_async import AsyncRunGen, TLSVerificationError
 from rungen_async._http._pool import WireTransport
 from tests.test_wire_transport import GUARD, ok
 
@@ -161,3 +162,14 @@ async def test_verify_false_skips_checking(tmp_path: Path) -> None:
         reply = await transport.exchange("GET", url, {}, None, GUARD)
 
     assert reply.content == b"ok"
+
+
+async def test_async_rungen_fails_at_once_on_a_bad_certificate(tmp_path: Path) -> None:
+    """Through the client, a failed verification is TLSVerificationError, tried only once."""
+    _, cert, key = make_ca_and_server(tmp_path, san=LOOPBACK)
+    async with tls_server(cert, key) as url, AsyncRunGen("rg-key", base_url=url) as client:
+        with pytest.raises(TLSVerificationError, match=r"127\.0\.0\.1") as error:
+            await client.get_job("app_1", "job_1")
+
+    assert error.value.host == "127.0.0.1"
+    assert client.retry_count == 0

@@ -13,7 +13,7 @@ import anyio.abc
 import httpx
 import pytest
 
-from rungen_async import APIConnectionError, AsyncRunGen, RetryPolicy
+from rungen_async import AsyncRunGen, ResponseTooLargeError
 from rungen_async._http import _pool
 from rungen_async._http._connection import Connection
 from rungen_async._http._limits import MAX_BODY_BYTES, MAX_HEAD_BYTES, TooLarge
@@ -185,11 +185,12 @@ async def test_async_rungen_passes_its_caps_to_the_default_transport() -> None:
     job = b'{"id": "job_1", "status": "COMPLETED", "output": "' + b"x" * 5000 + b'"}'
     server = Server(lambda _: ok(job, "Content-Type: application/json"))
     async with raw_server(server.handle) as url:
-        once = RetryPolicy.disabled()  # whether Core retries TooLarge is not this test's topic
-        async with AsyncRunGen("rg-key", base_url=url, max_body_bytes=1000, retry=once) as small:
-            with pytest.raises(APIConnectionError, match="max_body_bytes") as error:
+        async with AsyncRunGen("rg-key", base_url=url, max_body_bytes=1000) as small:
+            with pytest.raises(ResponseTooLargeError, match="max_body_bytes") as error:
                 await small.get_job("app_1", "job_1")
         async with AsyncRunGen("rg-key", base_url=url) as default:
             assert (await default.get_job("app_1", "job_1")).id == "job_1"
 
     assert isinstance(error.value.__cause__, TooLarge)
+    assert error.value.limit == 1000
+    assert len(server.requests) == 2  # refused at once, not retried
