@@ -23,6 +23,7 @@ __all__ = ["DEFAULT_BODY_TIMEOUT", "Connection", "Failure"]
 
 #: Seconds the body of a response may take once its head has arrived (`WireTransport`).
 DEFAULT_BODY_TIMEOUT: Final = 60.0
+_POLL: Final = hasattr(select, "poll")
 
 
 class Connection(asyncio.Protocol):
@@ -38,6 +39,7 @@ class Connection(asyncio.Protocol):
     ) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
+        self._fd = -1  # the socket's, for the idle check
         self.closed = False  # connection_lost (or our own close) happened
         self.idle_since = 0.0
         self.received = False  # any byte of the current response has arrived
@@ -55,6 +57,8 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        self._fd = sock.fileno() if sock is not None else -1
 
     def data_received(self, data: bytes) -> None:
         reader = self._reader
@@ -224,14 +228,10 @@ class Connection(asyncio.Protocol):
         """
         if self.closed:
             return False
-        transport = self.transport
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if sock is None:
-            return True
-        fd = sock.fileno()
+        fd = self._fd  # asyncio reports the loss (setting closed) before it closes the fd
         if fd < 0:
-            return False
-        if hasattr(select, "poll"):
+            return True
+        if _POLL:
             poller = select.poll()
             poller.register(fd, select.POLLIN)
             return not poller.poll(0)

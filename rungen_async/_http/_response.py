@@ -15,6 +15,9 @@ from ._shared import Reply
 
 __all__ = ["Failure", "ResponseReader"]
 
+_OWS: Final = (b" ", b"\t")
+#: len() of content-length, content-encoding, transfer-encoding: only these frame the body.
+_FRAMING_LENGTHS: Final = frozenset({14, 16, 17})
 _CHUNK_ALLOWANCE: Final = 32  # framing bytes per chunk (size line, CRLFs) not counted as head
 
 
@@ -47,6 +50,27 @@ class ResponseReader:
     the trailers as much again, and the body *max_body* (``None``: no cap).
     """
 
+    __slots__ = (
+        "_after_head",
+        "_body",
+        "_body_size",
+        "_chunks",
+        "_encoded",
+        "_framing",
+        "_head_only",
+        "_head_seen",
+        "_headers",
+        "_max_body",
+        "_max_head",
+        "_parser",
+        "_reason",
+        "_status",
+        "complete",
+        "head_done",
+        "keep_alive",
+        "until_close",
+    )
+
     def __init__(self, *, max_head: int, max_body: int | None, head_only: bool) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)  # as h11
@@ -56,6 +80,7 @@ class ResponseReader:
         self._status = 0
         self._reason = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        self._framing: list[tuple[bytes, bytes]] = []  # the headers that frame the body
         self._body: list[bytes] = []
         self._body_size = 0
         self._head_seen = 0  # bytes fed before the head was complete
@@ -128,8 +153,11 @@ class ResponseReader:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self.head_done:  # trailers are read (and capped) but not kept
-            # llhttp trims trailing whitespace only from a value's last piece.
-            self._headers.append((name, value.strip(b" \t")))
+            if value[-1:] in _OWS:  # llhttp trims it only from a value's last piece
+                value = value.strip(b" \t")
+            self._headers.append((name, value))
+            if len(name) in _FRAMING_LENGTHS:
+                self._framing.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         if self.complete:
@@ -150,8 +178,7 @@ class ResponseReader:
 
     def _check_framing(self, *, has_body: bool) -> None:
         length = chunked = False
-        for name, value in self._headers:
-            lower = name.lower()
+        for lower, value in self._framing:
             if lower == b"transfer-encoding":
                 if value.lower() != b"chunked":  # no other coding is undone here
                     message = f"unsupported Transfer-Encoding {value[:40]!r}"
@@ -179,7 +206,7 @@ class ResponseReader:
         if self.complete:
             return
         if not self._status:  # the end of a 1xx: start the real response afresh
-            self._reason, self._headers, self._encoded = b"", [], False
+            self._reason, self._headers, self._framing, self._encoded = b"", [], [], False
             return
         self.complete = True
         self.keep_alive = not self._head_only and self._parser.should_keep_alive()
