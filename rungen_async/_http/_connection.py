@@ -143,6 +143,8 @@ class Connection(asyncio.Protocol):
         finally:
             self._stop_timer()
             self._waiter = None
+            if self._reader is not None:
+                self._reader.close()
             if not waiter.done():
                 waiter.cancel()
             elif not waiter.cancelled():

@@ -127,6 +127,10 @@ class ResponseReader:
         if self._after_head - self._body_size > self._max_head + _CHUNK_ALLOWANCE * self._chunks:
             raise too_large("trailer section", self._max_head, "max_head_bytes")
 
+    def close(self) -> None:
+        """Let go of the parser: it refers back to this reader, a cycle only the GC breaks."""
+        self._parser = None  # type: ignore[assignment]
+
     def reply(self) -> Reply:
         """What was read, as the fast lane's `Reply`."""
         return Reply(
