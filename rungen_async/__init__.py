@@ -38,9 +38,9 @@ from ._exceptions import (
     TLSVerificationError,
 )
 from ._http._aiohttp import AiohttpTransport
+from ._http._pool import WireTransport
 from ._http._retry import RetryPolicy
 from ._http._select import AutoTransport
-from ._http._wire import WireTransport
 from ._models import (
     App,
     AppConfiguration,

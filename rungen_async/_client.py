@@ -27,6 +27,7 @@ from ._config import (
     ENV_TEAM_ID,
     ENV_USER_ID,
 )
+from ._http._limits import MAX_BODY_BYTES, MAX_HEAD_BYTES
 from ._http._retry import RetryPolicy
 from ._http._select import default_transport
 from ._http._send import CallOptions, Core
@@ -72,6 +73,11 @@ class AsyncRunGen:
             transport. ``AutoTransport(asyncio_engine="aiohttp")`` picks aiohttp instead.
         clock: Where retries and waits read time and sleep (tests pass a fake one).
         poll: How `wait_for_job()` and `wait_for_app()` space their checks.
+        max_head_bytes: Largest response head (and trailer section) the default transport
+            accepts (64 KiB); a larger one raises `ResponseTooLargeError`.
+        max_body_bytes: Largest JSON response body accepted (32 MiB), by the default
+            transport and by the client on any other; a larger one raises
+            `ResponseTooLargeError`.
     """
 
     __slots__ = ("_core", "_is_view", "_options", "_poll")
@@ -91,6 +97,8 @@ class AsyncRunGen:
         allow_insecure_http: bool = False,
         clock: Clock | None = None,
         poll: PollPolicy | None = None,
+        max_head_bytes: int = MAX_HEAD_BYTES,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         key = check_api_key(api_key or os.environ.get(ENV_API_KEY), ENV_API_KEY)
         url = check_base_url(
@@ -114,7 +122,9 @@ class AsyncRunGen:
                     max_keepalive_connections=min(
                         max_connections, DEFAULT_MAX_KEEPALIVE_CONNECTIONS
                     ),
-                )
+                ),
+                max_head_bytes=max_head_bytes,
+                max_body_bytes=max_body_bytes,
             )
             # The client owns the transport's lifecycle; requests go to the transport.
             http_client = httpx.AsyncClient(
@@ -133,6 +143,7 @@ class AsyncRunGen:
             clock=clock or SystemClock(),
             user_id=user,
             transport=direct,
+            max_body_bytes=max_body_bytes,
         )
         self._options = CallOptions(
             headers=self._core.headers_for(team),

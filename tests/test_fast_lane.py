@@ -21,7 +21,7 @@ from aiohttp import web
 from rungen_async import AsyncRunGen, AutoTransport, NotFoundError, RetryPolicy
 from rungen_async._exceptions import APIConnectionError
 from rungen_async._http._aiohttp import AiohttpTransport
-from rungen_async._http._wire import WireTransport
+from rungen_async._http._pool import WireTransport
 from tests.test_http_engines import free_port, web_server
 
 KEY = "rg-fast-lane-secret-0123456789"

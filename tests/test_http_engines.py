@@ -40,9 +40,9 @@ from rungen_async import (
 from rungen_async._http._aiohttp import AiohttpTransport, _to_httpx
 from rungen_async._http._errors import to_sdk_error
 from rungen_async._http._limits import TooLarge
+from rungen_async._http._pool import WireTransport
 from rungen_async._http._select import AutoTransport
-from rungen_async._http._wire import Slots as _Slots
-from rungen_async._http._wire import WireTransport
+from rungen_async._http._shared import Slots as _Slots
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RawHandler = Callable[[anyio.abc.SocketStream], Awaitable[None]]

@@ -23,7 +23,7 @@ from rungen_async import (
     RetryPolicy,
 )
 from rungen_async._http._aiohttp import AiohttpTransport
-from rungen_async._http._wire import WireTransport
+from rungen_async._http._pool import WireTransport
 from rungen_async.emulator import Emulator, EmulatorServer
 
 #: Retries at once: nothing here waits on a timer.

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Final
 import httpx
 
 from ._limits import MAX_BODY_BYTES, TooLarge
-from ._wire import DEFAULT_KEEPALIVE_EXPIRY, DEFAULT_LIMIT, Reply, bare_request, bind_loop
-from ._wire import Slots as _Slots
+from ._shared import DEFAULT_KEEPALIVE_EXPIRY, DEFAULT_LIMIT, Reply, bare_request, bind_loop
+from ._shared import Slots as _Slots
 
 if TYPE_CHECKING:
     import aiohttp

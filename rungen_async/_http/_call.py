@@ -24,7 +24,7 @@ from ._errors import likely_cause, to_sdk_error
 from ._pacing import RateLimits, RouteClass, route_class
 from ._reply import error_response
 from ._retry import is_retryable_exception, parse_retry_after, post_status_is_safe, was_not_sent
-from ._wire import Reply
+from ._shared import Reply
 
 if TYPE_CHECKING:
     from .._clock import Clock

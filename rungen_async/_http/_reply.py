@@ -18,7 +18,7 @@ import httpx
 
 from .._exceptions import ResponseValidationError, body_preview
 from ._limits import TooLarge
-from ._wire import Reply
+from ._shared import Reply
 
 __all__ = ["Reply", "decoded", "error_response", "json_body", "read_reply"]
 

@@ -18,8 +18,9 @@ import sniffio
 
 from .._validation import _is_loopback
 from ._aiohttp import AiohttpTransport
-from ._limits import MAX_BODY_BYTES
-from ._wire import DEFAULT_KEEPALIVE_EXPIRY, DEFAULT_LIMIT, WireTransport
+from ._limits import MAX_BODY_BYTES, MAX_HEAD_BYTES
+from ._pool import WireTransport
+from ._shared import DEFAULT_KEEPALIVE_EXPIRY, DEFAULT_LIMIT
 
 __all__ = ["FAST_ENGINES", "AutoTransport", "default_transport"]
 
@@ -42,8 +43,9 @@ class AutoTransport(httpx.AsyncBaseTransport):
     ``HTTP_PROXY`` or ``ALL_PROXY`` for the first request's URL (and not bypassed by
     ``NO_PROXY``) is honoured: the SDK's own engines speak no proxy, so the choice is then
     httpx's transport through that proxy, and the ``rungen_async`` logger says so once.
-    *max_body_bytes* caps the bodies aiohttp's ``exchange()`` reads (the client caps every
-    other path itself).
+    *max_body_bytes* caps the bodies aiohttp's ``exchange()`` and `WireTransport` read (the
+    client caps every other path itself); *max_head_bytes* caps `WireTransport`'s heads and
+    trailers.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class AutoTransport(httpx.AsyncBaseTransport):
         asyncio_engine: Literal["wire", "aiohttp", "httpx"] = "wire",
         trust_env: bool = True,
         max_body_bytes: int = MAX_BODY_BYTES,
+        max_head_bytes: int = MAX_HEAD_BYTES,
     ) -> None:
         if asyncio_engine not in ("wire", "aiohttp", "httpx"):
             raise ValueError(
@@ -66,6 +69,7 @@ class AutoTransport(httpx.AsyncBaseTransport):
         self._engine = asyncio_engine
         self._trust_env = trust_env
         self._max_body_bytes = max_body_bytes
+        self._max_head_bytes = max_head_bytes
         self._inner: httpx.AsyncBaseTransport | None = None
 
     @property
@@ -97,7 +101,10 @@ class AutoTransport(httpx.AsyncBaseTransport):
         inner: httpx.AsyncBaseTransport
         if engine == "wire":
             inner = WireTransport(
-                limit=limits.max_connections, keepalive_expiry=expiry, verify=self._verify
+                limits=limits,
+                verify=self._verify,
+                max_head_bytes=self._max_head_bytes,
+                max_body_bytes=self._max_body_bytes,
             )
         elif engine == "aiohttp":
             inner = AiohttpTransport(
@@ -139,7 +146,16 @@ def _env_proxy(url: httpx.URL) -> str | None:
 
 
 def default_transport(
-    *, limits: httpx.Limits | None = None, verify: ssl.SSLContext | bool = True
+    *,
+    limits: httpx.Limits | None = None,
+    verify: ssl.SSLContext | bool = True,
+    max_head_bytes: int = MAX_HEAD_BYTES,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> httpx.AsyncBaseTransport:
     """Return the transport the SDK uses when the caller passes none: an `AutoTransport`."""
-    return AutoTransport(limits=limits, verify=verify)
+    return AutoTransport(
+        limits=limits,
+        verify=verify,
+        max_head_bytes=max_head_bytes,
+        max_body_bytes=max_body_bytes,
+    )

@@ -26,10 +26,11 @@ from ._aiohttp import AiohttpTransport
 from ._call import Call
 from ._limits import MAX_BODY_BYTES
 from ._pacing import RateLimits
+from ._pool import WireTransport
 from ._reply import decoded, json_body, read_reply
 from ._retry import RetryPolicy
 from ._select import FAST_ENGINES, AutoTransport
-from ._wire import Reply, WireTransport
+from ._shared import Reply
 
 logger = logging.getLogger("rungen_async")
 
