@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 import httpx
 
-from ._batch._engine import Batch, ProgressCallback
-from ._batch._outcomes import BatchResult, Outcome
-from ._batch._scheduler import PollScheduler
 from ._clock import Clock, SystemClock
 from ._config import (
     DEFAULT_BASE_URL,
@@ -47,6 +44,11 @@ from ._validation import (
     encode_json,
     loras_to_wire,
 )
+
+if TYPE_CHECKING:
+    from ._batch._engine import Batch, ProgressCallback
+    from ._batch._outcomes import BatchResult
+    from ._batch._scheduler import PollScheduler
 
 
 class AsyncRunGen:
@@ -504,6 +506,8 @@ class AsyncRunGen:
             on_progress: Called with a `BatchStats` snapshot after each outcome.
             scheduler: A tuned `PollScheduler`; the default learns the jobs' run times.
         """
+        from ._batch._engine import Batch  # lazily: _batch sits above the client
+
         return Batch(
             self,
             app_id,
@@ -531,6 +535,8 @@ class AsyncRunGen:
         Takes the options of `batch()`. Keeps every outcome in memory; for millions of
         inputs iterate `batch()` instead.
         """
+        from ._batch._outcomes import BatchResult, Outcome
+
         outcomes: list[Outcome] = []
         async with self.batch(app_id, inputs, **options) as batch:
             # Appended one by one, so a batch deadline keeps what arrived before it.

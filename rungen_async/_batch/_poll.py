@@ -1,0 +1,380 @@
+"""
+The poll lane: which submitted jobs to check when, within the batch's poll budget.
+
+* `Dispatcher` pops due checks off the `PollScheduler` heap within a token-bucket budget
+  of *poll_rate* checks per second and hands them to a few poll workers.
+* `PollLane` tracks the jobs in flight: it checks one, notes its status, times it out,
+  sweeps the parked cohort by the app's counters, and turns a finished job into an
+  `Outcome`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .._clock import Clock
+from .._exceptions import ConflictError, NotFoundError, RunGenError
+from .._models import Job, JobStatus
+from ._outcomes import Outcome, OutcomeKind, StatsCounter
+from ._scheduler import PollScheduler
+
+if TYPE_CHECKING:
+    from .._client import AsyncRunGen
+
+T = TypeVar("T")
+
+
+class Item:
+    """A submitted input and the last state of its job."""
+
+    __slots__ = ("index", "input", "job", "status", "submitted_at")
+
+    def __init__(self, index: int, input: Any, job: Job, submitted_at: float) -> None:
+        self.index = index
+        self.input = input
+        self.job = job
+        self.status: JobStatus | None = None
+        self.submitted_at = submitted_at
+
+
+class Dispatcher:
+    """
+    Hands due checks to poll workers, within a budget of *poll_rate* checks per second.
+
+    *check* checks one key; *done* says whether nothing more can ever become due.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        scheduler: PollScheduler[int],
+        *,
+        poll_rate: float,
+        check: Callable[[int], Awaitable[None]],
+        done: Callable[[], bool],
+    ) -> None:
+        self._clock = clock
+        self._scheduler = scheduler
+        self._poll_rate = poll_rate
+        self._check = check
+        self._done = done
+        # The poll budget, a token bucket shared by the poller and the poll workers.
+        self._burst = max(1.0, poll_rate / 10)
+        self._tokens = 1.0
+        self._refilled = -math.inf  # set by the first take
+        self._wake: anyio.CancelScope | None = None
+        self._wake_at = math.inf
+        self.workers = max(2, min(32, math.ceil(poll_rate / 20)))
+        self._checks_busy = 0
+        self._polls_eased: anyio.Event | None = None
+
+    def poke(self, due: float) -> None:
+        """Wake the poller if it sleeps past *due* (``-math.inf``: wake it now)."""
+        if self._wake is not None and due < self._wake_at:
+            self._wake.cancel()
+
+    def _take_due(self, now: float) -> int | None:
+        """The key of a check due at *now*, if the poll budget allows one (takes a token)."""
+        if self._refilled == -math.inf:
+            self._refilled = now
+        tokens = min(self._burst, self._tokens + (now - self._refilled) * self._poll_rate)
+        self._refilled = now
+        key = None
+        if tokens >= 1 - 1e-9:
+            key = self._scheduler.pop_due(now)
+            if key is not None:
+                tokens -= 1
+        self._tokens = tokens
+        return key
+
+    async def poller(self, send: MemoryObjectSendStream[int]) -> None:
+        """Hand due checks to idle poll workers; sleep until the next is due (or a poke)."""
+        clock, scheduler = self._clock, self._scheduler
+        while True:
+            due = scheduler.next_due()
+            if due is None and self._done():
+                return
+            now = clock.now()
+            if due is not None and due <= now:
+                key = self._take_due(now)
+                if key is not None:
+                    await send_soon(send, key)
+                    continue
+                if self._tokens >= 1 - 1e-9:
+                    continue  # a newer plan moved that check later: look again
+                wait = (1 - self._tokens) / self._poll_rate
+            elif due is None:
+                wait = scheduler.max_interval
+            else:
+                wait = due - now
+            wait = max(wait, 1e-3)  # float dust must not spin the loop
+            with anyio.CancelScope() as scope:
+                self._wake, self._wake_at = scope, now + wait
+                await clock.sleep(wait)
+            self._wake, self._wake_at = None, math.inf
+
+    async def worker(self, receive: MemoryObjectReceiveStream[int]) -> None:
+        """
+        Check the jobs the poller hands over; while more checks are due, take them directly.
+
+        Under load (every worker busy, checks waiting) a worker goes from one check to the
+        next without a hand-over through the poller: no task switch per check.
+        """
+        async with receive:
+            while True:
+                try:
+                    key: int | None = await receive_soon(receive)
+                except anyio.EndOfStream:
+                    return
+                while key is not None:
+                    await self._busy_check(key)
+                    try:
+                        key = receive.receive_nowait()  # a check the poller holds goes first
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        key = self._take_due(self._clock.now())
+
+    async def _busy_check(self, key: int) -> None:
+        """Check *key*, counted as a busy worker (submits wait while every worker is)."""
+        self._checks_busy += 1
+        try:
+            await self._check(key)
+        finally:
+            self._checks_busy -= 1
+            eased = self._polls_eased
+            freed = eased is not None and self._checks_busy < self.workers
+            if eased is not None and freed:
+                self._polls_eased = None
+                eased.set()
+        if freed:
+            # A submit waits for a free worker: let it have its turn first.
+            await anyio.lowlevel.checkpoint()
+
+    async def polls_first(self) -> None:
+        """
+        Hold a submit while every poll worker is busy.
+
+        When the client's CPU is the bottleneck, a due check is worth more than a new
+        submit: a finished job waits for every check queued before its own, while a
+        submit held back only starts its job a little later.
+        """
+        while self._checks_busy >= self.workers:
+            if self._polls_eased is None:
+                self._polls_eased = anyio.Event()
+            await self._polls_eased.wait()
+
+
+class PollLane:
+    """
+    The jobs in flight, checked through a `Dispatcher`; finished ones go to *emit*.
+
+    *more_coming* says whether submits may still add jobs.
+    """
+
+    def __init__(
+        self,
+        client: AsyncRunGen,
+        app_id: str,
+        *,
+        scheduler: PollScheduler[int],
+        poll_rate: float,
+        job_deadline: float | None,
+        cancel_timed_out: bool,
+        counter: StatsCounter,
+        emit: Callable[[Outcome], Awaitable[None]],
+        more_coming: Callable[[], bool],
+    ) -> None:
+        self._client = client
+        self._clock = client.clock
+        self._app_id = app_id
+        self._scheduler = scheduler
+        self._job_deadline = job_deadline
+        self._cancel_timed_out = cancel_timed_out
+        self._counter = counter
+        self._emit = emit
+        self._more_coming = more_coming
+        self.items: dict[int, Item] = {}
+        self._observed_done = 0
+        self.dispatcher = Dispatcher(
+            self._clock,
+            scheduler,
+            poll_rate=poll_rate,
+            check=self._check_key,
+            done=lambda: not (self._more_coming() or self.items),
+        )
+
+    def poke(self, due: float) -> None:
+        """Wake the poller if it sleeps past *due*."""
+        self.dispatcher.poke(due)
+
+    def track(self, item: Item, *, known_age: bool) -> None:
+        """Start checking *item*'s job."""
+        self.items[item.index] = item
+        self._note_status(item, item.job.status)
+        deadline = self._job_deadline
+        self._scheduler.add(
+            item.index,
+            item.submitted_at,
+            known_age=known_age,
+            deadline=None if deadline is None else item.submitted_at + deadline,
+        )
+        if (due := self._scheduler.next_due()) is not None:
+            self.poke(due)
+
+    async def watch_app(self) -> None:
+        """
+        Sweep the parked cohort when the app's counters say enough of it has finished.
+
+        Before any run time is known, checking each job on a guess costs several requests
+        per job; one ``GET /app`` a tick tells how many jobs finished (completed + failed,
+        against a baseline), and the parked jobs are all checked once that many of them
+        are done. Other traffic on the app only makes sweeps come early, never late.
+        """
+        client, clock, scheduler = self._client, self._clock, self._scheduler
+        threshold = scheduler.sweep_threshold or 1.0
+        try:
+            app = await client.get_app(self._app_id)
+        except RunGenError:
+            return
+        if app.jobs is None:
+            return
+        baseline = app.jobs.completed + app.jobs.failed
+        started = clock.now()
+        scheduler.sweeping = True
+        while True:
+            # A tick of 4 % of the run time (or of the time so far, before one is known).
+            span = scheduler.model.minimum if len(scheduler.model) else clock.now() - started
+            await clock.sleep(min(2.0, max(0.1, 0.04 * span)))
+            if not (self._more_coming() or self.items):
+                return
+            if not scheduler.parked:
+                continue
+            asked = clock.now()
+            try:
+                app = await client.get_app(self._app_id)
+            except RunGenError:
+                continue
+            finally:
+                self._counter.status_requests += 1
+            counters = app.jobs
+            if counters is None:
+                scheduler.stop_sweeping(clock.now())
+                return
+            scheduler.queueing = counters.in_queue > 0
+            unseen = counters.completed + counters.failed - baseline - self._observed_done
+            if unseen <= 0:
+                scheduler.quiet_until = asked  # every tracked job was running then
+                continue
+            now = clock.now()
+            if not scheduler.finishing:
+                scheduler.wake_scouts(now)
+                self.poke(now)
+            candidates = scheduler.sweepable(now)
+            if scheduler.queueing:
+                # Jobs start in submission order, so the unseen finished ones are among
+                # the oldest (running + finished) of them.
+                candidates = candidates[: counters.in_progress + unseen]
+            if candidates and unseen >= threshold * len(candidates):
+                scheduler.sweep(now, candidates)
+                self.poke(-math.inf)
+
+    async def _check_key(self, index: int) -> None:
+        item = self.items.get(index)
+        if item is not None:
+            await self._check(item)
+
+    async def _check(self, item: Item) -> None:
+        scheduler, clock = self._scheduler, self._clock
+        try:
+            job = await self._client.get_job(self._app_id, item.job.id)
+        except NotFoundError as exc:
+            await self._finish(item, OutcomeKind.FAILED, item.job, exc)
+            return
+        except RunGenError:
+            self._counter.poll_errors += 1
+            scheduler.retry_later(item.index, clock.now())
+            return
+        finally:
+            self._counter.status_requests += 1
+        item.job = job
+        now = clock.now()
+        status = job.status
+        self._note_status(item, status)
+        if status.is_terminal:
+            self._observed_done += status is not JobStatus.CANCELED
+            scheduler.checked(item.index, now, finished=True)
+            kind = (
+                OutcomeKind.COMPLETED
+                if status.is_success
+                else OutcomeKind.FAILED
+                if status is JobStatus.FAILED
+                else OutcomeKind.CANCELED
+            )
+            await self._finish(item, kind, job, None)
+            return
+        if self._job_deadline is not None and now - item.submitted_at >= self._job_deadline:
+            await self._time_out(item)
+            return
+        scheduler.checked(item.index, now, finished=False)
+        if (due := scheduler.next_due()) is not None:
+            self.poke(due)
+
+    async def _time_out(self, item: Item) -> None:
+        job = item.job
+        if self._cancel_timed_out:
+            try:
+                job = await self._client.cancel_job(self._app_id, job.id)
+            except ConflictError:
+                pass  # it finished meanwhile; report the timeout all the same
+            except RunGenError:
+                self._counter.poll_errors += 1
+        await self._finish(item, OutcomeKind.TIMED_OUT, job, None)
+
+    def _note_status(self, item: Item, status: JobStatus | None) -> None:
+        counter = self._counter
+        old = item.status
+        if old is not None:
+            if old.is_pending:
+                counter.queued -= 1
+            elif old.is_active:
+                counter.running -= 1
+        if status is not None and not status.is_terminal:
+            if status.is_pending:
+                counter.queued += 1
+            elif status.is_active:
+                counter.running += 1
+        item.status = status if status is not None and not status.is_terminal else None
+
+    async def _finish(
+        self, item: Item, kind: OutcomeKind, job: Job | None, error: BaseException | None
+    ) -> None:
+        if self.items.pop(item.index, None) is None:
+            return
+        self._note_status(item, None)
+        self._scheduler.remove(item.index)
+        await self._emit(
+            Outcome(index=item.index, input=item.input, kind=kind, job=job, error=error)
+        )
+        if not self.items:
+            self.poke(-math.inf)  # the poller may be done
+
+
+async def send_soon(stream: MemoryObjectSendStream[T], item: T) -> None:
+    """Hand *item* to a waiting receiver at once if one is there; else wait (a checkpoint)."""
+    try:
+        stream.send_nowait(item)
+    except anyio.WouldBlock:
+        await stream.send(item)
+
+
+async def receive_soon(stream: MemoryObjectReceiveStream[T]) -> T:
+    """Take an item that is already waiting without yielding first; else wait for one."""
+    try:
+        return stream.receive_nowait()
+    except anyio.WouldBlock:
+        return await stream.receive()
