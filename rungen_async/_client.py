@@ -238,6 +238,11 @@ class AsyncRunGen:
         return self._core.clock
 
     @property
+    def user_id(self) -> str | None:
+        """The user id cancels send (``X-Authenticated-User-Id``), or None if not configured."""
+        return self._core.user_id
+
+    @property
     def retry_count(self) -> int:
         """How many retries this client (all its team views together) has sent so far."""
         return self._core.retry_count

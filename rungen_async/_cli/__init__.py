@@ -61,6 +61,8 @@ async def run(argv: Sequence[str], runtime: Runtime) -> int:
     argv = list(argv)
     token = help_stream.set(runtime.stdout)
     try:
+        if argv[:1] == ["batch"] and argv[1:2] in (["status"], ["export"]):
+            argv = [f"batch-{argv[1]}", *argv[2:]]
         if argv[:1] == ["emulator"]:  # the emulator parses its own flags
             args = argparse.Namespace(command="emulator", emulator_args=list(argv[1:]))
         else:
@@ -122,11 +124,14 @@ def _commands() -> dict[str, Command]:
     from ._batch import run_batch
     from ._demo import run_demo, run_emulator
     from ._jobs import run_jobs
+    from ._journal import run_batch_export, run_batch_status
 
     return {
         "apps": run_apps,
         "jobs": run_jobs,
         "batch": run_batch,
+        "batch-status": run_batch_status,
+        "batch-export": run_batch_export,
         "emulator": run_emulator,
         "demo": run_demo,
     }

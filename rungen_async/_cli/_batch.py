@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from attrs import define, field
 
+from .._batch._lock import JournalLock, JournalLockedError
 from .._client import AsyncRunGen
 from .._clock import SystemClock
 from .._models import Job, JobStatus
@@ -40,6 +41,7 @@ class BatchPlan:
     journal: Path
     download: Path | None = None
     resume: bool = False
+    resend_unconfirmed: bool = False
     max_concurrency: int = 16
     max_in_flight: int = 1000
     poll_rate: float = 100.0
@@ -162,6 +164,7 @@ async def execute(
                     poll_rate=plan.poll_rate,
                     job_deadline=plan.job_deadline,
                     journal=str(plan.journal),
+                    resend_unconfirmed=plan.resend_unconfirmed,
                     cancel_on_exit=plan.cancel_on_exit,
                 ) as batch:
                     holder.append(batch)
@@ -201,6 +204,9 @@ def plan_from_args(session: Session) -> BatchPlan:
     journal = Path(args.journal) if args.journal else output.with_name(output.name + ".journal")
     if args.download and Path(args.download).exists() and not Path(args.download).is_dir():
         raise UsageError(f"--download {args.download} is not a directory")
+    _refuse_if_running(journal)
+    if args.resend_unconfirmed and not args.resume:
+        raise UsageError("--resend-unconfirmed goes with --resume")
     if not args.resume:
         for path in (journal, output):
             if path.exists():
@@ -215,6 +221,7 @@ def plan_from_args(session: Session) -> BatchPlan:
         journal=journal,
         download=Path(args.download) if args.download else None,
         resume=args.resume,
+        resend_unconfirmed=args.resend_unconfirmed,
         max_concurrency=args.concurrency,
         max_in_flight=args.max_in_flight,
         poll_rate=args.poll_rate,
@@ -222,6 +229,17 @@ def plan_from_args(session: Session) -> BatchPlan:
         cancel_on_exit=args.cancel_on_interrupt,
         progress=not args.no_progress,
     )
+
+
+def _refuse_if_running(journal: Path) -> None:
+    """Another run holds *journal*: say so (and never suggest --resume to a second run)."""
+    try:
+        JournalLock(journal).release()
+    except JournalLockedError as exc:
+        raise UsageError(
+            f"{exc}. Two runs on one batch would submit its items twice; "
+            f"`rungen batch status --journal {journal}` shows its progress"
+        ) from None
 
 
 async def run_batch(session: Session) -> int:

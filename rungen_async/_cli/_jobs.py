@@ -76,7 +76,13 @@ async def run_jobs(session: Session) -> int:
     args = session.args
     if args.verb == "submit":
         job_input = read_input(session, args.input)
+    if args.verb == "cancel" and (args.journal is None) == (args.job_id is None):
+        raise UsageError("rungen jobs cancel takes APP JOB, or --journal JOURNAL (not both)")
     async with session.client() as rg:
+        if args.verb == "cancel" and args.journal is not None:
+            from ._journal import cancel_from_journal
+
+            return await cancel_from_journal(session, rg)
         if args.verb == "wait":
             return await _wait(session, rg, args.app_id, args.job_ids)
         if args.verb == "submit":

@@ -138,6 +138,7 @@ def build_parser() -> Parser:
     _add_apps(commands, common)
     _add_jobs(commands, common)
     _add_batch(commands, common)
+    _add_batch_journal(commands, common)
     _add_emulator(commands)
     _add_demo(commands)
     return parser
@@ -197,9 +198,17 @@ def _add_jobs(commands: Commands[Parser], common: Parser) -> None:
     wait.add_argument(
         "--deadline", type=_positive_float, metavar="SECONDS", help="give up after this long"
     )
-    cancel = verbs.add_parser("cancel", parents=[common], help="cancel a queued or running job")
-    cancel.add_argument("app_id", metavar="APP")
-    cancel.add_argument("job_id", metavar="JOB")
+    cancel = verbs.add_parser(
+        "cancel",
+        parents=[common],
+        help="cancel a queued or running job (or every running job of a batch journal)",
+        usage="rungen jobs cancel (APP JOB | --journal JOURNAL) [--user-id USER_ID] [options]",
+    )
+    cancel.add_argument("app_id", metavar="APP", nargs="?")
+    cancel.add_argument("job_id", metavar="JOB", nargs="?")
+    cancel.add_argument(
+        "--journal", metavar="JOURNAL", help="cancel every job this batch journal lists as running"
+    )
     cancel.add_argument("--user-id", help="X-Authenticated-User-Id ($RUNGEN_USER_ID)")
 
 
@@ -214,6 +223,13 @@ def _add_batch(commands: Commands[Parser], common: Parser) -> None:
     batch.add_argument("inputs", metavar="INPUTS.jsonl", help="one JSON object per line")
     batch.add_argument("-o", "--output", required=True, metavar="RESULTS.jsonl")
     batch.add_argument("--resume", action="store_true", help="continue from the journal")
+    batch.add_argument(
+        "--resend-unconfirmed",
+        action="store_true",
+        help="with --resume: send again, under their idempotency keys, the items whose submit "
+        "was in flight when the last run stopped (default: report them AMBIGUOUS, since the "
+        "API documents no idempotency and a resend may bill twice)",
+    )
     batch.add_argument(
         "--journal", metavar="PATH", help="journal file (default: RESULTS.jsonl.journal)"
     )
@@ -231,6 +247,28 @@ def _add_batch(commands: Commands[Parser], common: Parser) -> None:
                        help="on Ctrl-C cancel unfinished jobs (default: leave them "
                        "running for --resume)")  # fmt: skip
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_batch_journal(commands: Commands[Parser], common: Parser) -> None:
+    # `run()` turns "batch status" and "batch export" into these two commands.
+    status = commands.add_parser(
+        "batch-status",
+        parents=[common],
+        prog="rungen batch status",
+        help=argparse.SUPPRESS,
+        description="Count a batch journal's items and list those not finished.",
+    )
+    status.add_argument("--journal", required=True, metavar="JOURNAL")
+    status.add_argument("--counts-only", action="store_true", help="no list of what is left")
+    export = commands.add_parser(
+        "batch-export",
+        parents=[common],
+        prog="rungen batch export",
+        help=argparse.SUPPRESS,
+        description="Write a batch journal's finished items as JSON lines.",
+    )
+    export.add_argument("--journal", required=True, metavar="JOURNAL")
+    export.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
 
 
 def _add_emulator(commands: Commands[Parser]) -> None:
