@@ -188,6 +188,13 @@ class RateLimitError(APIStatusError):
 class ServerError(APIStatusError):
     """5xx: the API or a proxy in front of it failed."""
 
+    @property
+    def retry_after(self) -> float | None:
+        """The server's ``Retry-After`` hint in seconds (a 503 may send one), if any."""
+        from ._http._retry import parse_retry_after  # a cycle at import time otherwise
+
+        return parse_retry_after(self.response.headers.get("retry-after"))
+
 
 class ResponseValidationError(RunGenError):
     """A successful response's body was not JSON, or did not fit the expected model."""

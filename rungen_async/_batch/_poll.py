@@ -190,6 +190,8 @@ class PollLane:
         more_coming: Callable[[], bool],
     ) -> None:
         self._client = client
+        # Status checks are never retried in place: the scheduler re-plans a failed one.
+        self._checks = client.with_options(max_retries=0)
         self._clock = client.clock
         self._app_id = app_id
         self._scheduler = scheduler
@@ -291,13 +293,15 @@ class PollLane:
     async def _check(self, item: Item) -> None:
         scheduler, clock = self._scheduler, self._clock
         try:
-            job = await self._client.get_job(self._app_id, item.job.id)
+            job = await self._checks.get_job(self._app_id, item.job.id)
         except NotFoundError as exc:
             await self._finish(item, OutcomeKind.FAILED, item.job, exc)
             return
-        except RunGenError:
+        except RunGenError as exc:
+            # Not retried inside the call: a worker waiting out a Retry-After would hold one
+            # of the few poll workers; the scheduler tries again once it has passed.
             self._counter.poll_errors += 1
-            scheduler.retry_later(item.index, clock.now())
+            scheduler.retry_later(item.index, clock.now(), getattr(exc, "retry_after", None))
             return
         finally:
             self._counter.status_requests += 1

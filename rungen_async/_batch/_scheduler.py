@@ -442,10 +442,11 @@ class PollScheduler(Generic[K]):
         job.checks += 1
         self._push(key, max(self._plan(key, job, now), now + self.min_interval))
 
-    def retry_later(self, key: K, now: float) -> None:
-        """A check of *key* failed (after the client's retries): try again after a while."""
+    def retry_later(self, key: K, now: float, after: float | None = None) -> None:
+        """A check of *key* failed: try again after *after* seconds (a Retry-After), or a while."""
         if key in self._jobs:
-            self._push(key, now + min(self.max_interval, max(1.0, self.min_interval)))
+            wait = min(self.max_interval, max(1.0, self.min_interval))
+            self._push(key, now + (wait if after is None else max(after, self.min_interval)))
 
     def _plan(self, key: K, job: _Tracked, now: float) -> float:
         age = now - job.submitted_at
