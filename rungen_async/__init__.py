@@ -10,7 +10,18 @@ from __future__ import annotations
 from ._batch._engine import Batch
 from ._batch._journal import JournalItem
 from ._batch._lock import JournalLockedError
-from ._batch._outcomes import BatchResult, BatchStats, Outcome, OutcomeKind
+from ._batch._outcomes import (
+    Ambiguous,
+    BatchResult,
+    BatchStats,
+    Canceled,
+    Completed,
+    Failed,
+    Outcome,
+    OutcomeKind,
+    Rejected,
+    TimedOut,
+)
 from ._batch._scheduler import PollScheduler
 from ._batch._status import JournalStatus, export_results, journal_items, read_journal
 from ._client import AsyncRunGen
@@ -63,6 +74,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AiohttpTransport",
+    "Ambiguous",
     "AmbiguousRequestError",
     "App",
     "AppConfiguration",
@@ -76,8 +88,11 @@ __all__ = [
     "Batch",
     "BatchResult",
     "BatchStats",
+    "Canceled",
     "Clock",
+    "Completed",
     "ConflictError",
+    "Failed",
     "GpuTier",
     "InvalidInputError",
     "Job",
@@ -95,6 +110,7 @@ __all__ = [
     "PollPolicy",
     "PollScheduler",
     "RateLimitError",
+    "Rejected",
     "ResponseTooLargeError",
     "ResponseValidationError",
     "RetryPolicy",
@@ -102,6 +118,7 @@ __all__ = [
     "ServerError",
     "SystemClock",
     "TLSVerificationError",
+    "TimedOut",
     "Tools",
     "VirtualClock",
     "WireTransport",

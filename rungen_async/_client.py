@@ -228,6 +228,11 @@ class AsyncRunGen:
         return self._options.team_id
 
     @property
+    def user_id(self) -> str | None:
+        """The default ``X-Authenticated-User-Id`` for `cancel_job()`, or None (cancels fail)."""
+        return self._core.user_id
+
+    @property
     def base_url(self) -> str:
         """The API's base URL."""
         return self._core.base_url
@@ -236,11 +241,6 @@ class AsyncRunGen:
     def clock(self) -> Clock:
         """The clock retries and waits use."""
         return self._core.clock
-
-    @property
-    def user_id(self) -> str | None:
-        """The user id cancels send (``X-Authenticated-User-Id``), or None if not configured."""
-        return self._core.user_id
 
     @property
     def retry_count(self) -> int:
@@ -532,7 +532,22 @@ class AsyncRunGen:
         )
 
     async def run_batch(
-        self, app_id: str, inputs: Iterable[Any] | AsyncIterable[Any], **options: Any
+        self,
+        app_id: str,
+        inputs: Iterable[Any] | AsyncIterable[Any],
+        *,
+        max_concurrency: int = 16,
+        max_in_flight: int = 1000,
+        poll_rate: float = 100.0,
+        job_deadline: float | None = None,
+        deadline: float | None = None,
+        journal: str | None = None,
+        batch_id: str | None = None,
+        resend_unconfirmed: bool = False,
+        cancel_on_exit: bool = True,
+        cancel_timed_out: bool = False,
+        on_progress: ProgressCallback | None = None,
+        scheduler: PollScheduler[int] | None = None,
     ) -> BatchResult:
         """
         Run a batch to the end and return every outcome in input order, with its stats.
@@ -540,20 +555,25 @@ class AsyncRunGen:
         Takes the options of `batch()`. Keeps every outcome in memory; for millions of
         inputs iterate `batch()` instead.
         """
-        from ._batch._outcomes import BatchResult, Outcome
+        from ._batch._engine import collect  # lazily: _batch sits above the client
 
-        outcomes: list[Outcome] = []
-        async with self.batch(app_id, inputs, **options) as batch:
-            # Appended one by one, so a batch deadline keeps what arrived before it.
-            async for outcome in batch:
-                outcomes.append(outcome)  # noqa: PERF401
-        outcomes.extend(batch.unfinished)
-        outcomes.sort(key=lambda outcome: outcome.index)
-        return BatchResult(
-            outcomes=tuple(outcomes),
-            stats=batch.stats,
-            cancelled_job_ids=tuple(batch.cancelled_job_ids),
-            left_running_job_ids=tuple(batch.left_running_job_ids),
+        return await collect(
+            self.batch(
+                app_id,
+                inputs,
+                max_concurrency=max_concurrency,
+                max_in_flight=max_in_flight,
+                poll_rate=poll_rate,
+                job_deadline=job_deadline,
+                deadline=deadline,
+                journal=journal,
+                batch_id=batch_id,
+                resend_unconfirmed=resend_unconfirmed,
+                cancel_on_exit=cancel_on_exit,
+                cancel_timed_out=cancel_timed_out,
+                on_progress=on_progress,
+                scheduler=scheduler,
+            )
         )
 
     # -- the one request path --------------------------------------------------------------

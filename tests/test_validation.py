@@ -109,3 +109,16 @@ async def test_bad_input_raises_before_sending(call: Call, message: str) -> None
     ) as client:
         with pytest.raises((ValueError, TypeError), match=message):
             await call(client)
+
+
+async def test_validation_errors_are_invalid_input_errors() -> None:
+    """The SDK's own checks raise InvalidInputError, which a batch turns into REJECTED."""
+    from rungen_async import InvalidInputError
+
+    async with AsyncRunGen(
+        API_KEY, base_url=BASE_URL, transport=httpx.MockTransport(_refuse)
+    ) as client:
+        with pytest.raises(InvalidInputError, match="app_id is empty"):
+            await client.get_app("")
+        with pytest.raises(InvalidInputError, match="JSON object"):
+            await client.submit_job("app", ["not", "an", "object"])  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ cancels the batch and surfaces as an exception group.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
@@ -27,12 +28,18 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .._exceptions import ConflictError, RunGenError
+from .._exceptions import (
+    AmbiguousRequestError,
+    ConflictError,
+    InvalidInputError,
+    JobTimeoutError,
+    RunGenError,
+)
 from .._models import Job, JobStatus
 from .._serde import structure_job
 from .._validation import check_id
 from ._journal import Journal, JournalItem
-from ._outcomes import BatchStats, Outcome, OutcomeKind, StatsCounter
+from ._outcomes import BatchResult, BatchStats, Outcome, OutcomeKind, StatsCounter, make_outcome
 from ._poll import Item, PollLane, receive_soon, send_soon
 from ._scheduler import PollScheduler
 from ._submit import Refused, SubmitLane
@@ -44,6 +51,7 @@ if TYPE_CHECKING:
 ProgressCallback = Callable[[BatchStats], None]
 
 _CANCEL_TIMEOUT = 10.0
+logger = logging.getLogger("rungen_async")
 
 
 class Batch:
@@ -78,12 +86,12 @@ class Batch:
         check_id("app_id", app_id)
         for name, value in (("max_concurrency", max_concurrency), ("max_in_flight", max_in_flight)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+                raise InvalidInputError(f"{name} must be a whole number >= 1, got {value!r}")
         if not poll_rate > 0:
-            raise ValueError(f"poll_rate must be > 0 requests per second, got {poll_rate!r}")
+            raise InvalidInputError(f"poll_rate must be > 0 requests per second, got {poll_rate!r}")
         for name, limit in (("job_deadline", job_deadline), ("deadline", deadline)):
             if limit is not None and not limit > 0:
-                raise ValueError(f"{name} must be > 0 seconds, got {limit!r}")
+                raise InvalidInputError(f"{name} must be > 0 seconds, got {limit!r}")
         self._client = client
         self._clock = client.clock
         self.app_id = app_id
@@ -120,6 +128,10 @@ class Batch:
         self.cancelled_job_ids: list[str] = []
         #: Job ids left running remotely when the batch was left early.
         self.left_running_job_ids: list[str] = []
+        #: Jobs it tried to cancel that had already finished (the cancel got 409).
+        self.already_finished_job_ids: list[str] = []
+        #: Job id to the error of a cancel that failed.
+        self.cancel_errors: dict[str, BaseException] = {}
         #: Outcomes (CANCELED or TIMED_OUT) of items still in flight when the batch stopped.
         self.unfinished: list[Outcome] = []
         # Outcomes, each with whether it holds an in-flight slot: the slot is freed when the
@@ -169,6 +181,14 @@ class Batch:
         self._counter.started = self._clock.now()
         self._retries_at_start = self._client.retry_count
         self._stop_listening = self._client.add_rate_limit_listener(self._submits.on_rate_limit)
+        if self._cancel_on_exit and self._client.user_id is None:
+            logger.warning(
+                "batch on app %s: no user id is configured (RUNGEN_USER_ID or "
+                "AsyncRunGen(user_id=...)), so the API will refuse to cancel its jobs if the "
+                "batch is left early; they would be left running and listed in "
+                "left_running_job_ids",
+                self.app_id,
+            )
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._run)
@@ -190,6 +210,13 @@ class Batch:
             finally:
                 if not self._finished:
                     await self._stop_in_flight()
+                    if exc is not None and self.left_running_job_ids:
+                        exc.add_note(
+                            f"rungen batch {self.batch_id}: {len(self.left_running_job_ids)} "
+                            "job(s) left running: "
+                            + " ".join(self.left_running_job_ids[:20])
+                            + (" ..." if len(self.left_running_job_ids) > 20 else "")
+                        )
         finally:
             self._stop_listening()
             self._out_receive.close()
@@ -317,14 +344,14 @@ class Batch:
         )
         if isinstance(job, Refused) and job.stopped:
             # Stopped, and the answer outlasted the grace: journaled as unconfirmed.
-            outcome = Outcome(index=index, input=value, kind=job.kind, error=job.error)
+            outcome = make_outcome(job.kind, index=index, input=value, error=job.error)
             if journal is not None:
                 journal.record_finished(index, outcome.to_journal())
             self._counter.count(outcome.kind)
             self.unfinished.append(outcome)
             return
         if isinstance(job, Refused):
-            await self._emit(Outcome(index=index, input=value, kind=job.kind, error=job.error))
+            await self._emit(make_outcome(job.kind, index=index, input=value, error=job.error))
             self._polls.poke(-math.inf)  # the poller may be done, or may take the next input
             return
         if journal is not None:
@@ -348,8 +375,9 @@ class Batch:
         self._polls.items.clear()
         if not items:
             return
-        kind = OutcomeKind.CANCELED if self._cancel_on_exit else OutcomeKind.TIMED_OUT
         cancelled: set[str] = set()
+        finished: set[str] = set()
+        failed: dict[str, BaseException] = {}
         if self._cancel_on_exit:
             limiter = anyio.CapacityLimiter(16)
 
@@ -358,50 +386,99 @@ class Batch:
                     try:
                         await self._client.cancel_job(self.app_id, item.job.id)
                     except ConflictError:
-                        pass  # already finished: nothing runs any more
-                    except RunGenError:
-                        return
-                    cancelled.add(item.job.id)
+                        finished.add(item.job.id)  # already finished: nothing runs any more
+                    except RunGenError as exc:
+                        failed[item.job.id] = exc
+                    else:
+                        cancelled.add(item.job.id)
 
             with anyio.move_on_after(_CANCEL_TIMEOUT, shield=True):
                 async with anyio.create_task_group() as tg:
                     for item in items:
                         tg.start_soon(cancel, item)
         for item in items:
-            job_id = item.job.id
-            (self.cancelled_job_ids if job_id in cancelled else self.left_running_job_ids).append(
-                job_id
-            )
-            error = RunGenError(
-                f"the batch stopped before job {job_id!r} finished; it was "
-                + ("cancelled" if job_id in cancelled else "left running")
-            )
-            outcome = Outcome(
-                index=item.index, input=item.input, kind=kind, job=item.job, error=error
-            )
-            self.unfinished.append(outcome)
-            self._counter.count(outcome.kind)
-            if self._journal is not None and job_id in cancelled:
+            self._report_unfinished(item, cancelled, finished, failed)
+        self.cancel_errors.update(failed)
+        if self._journal is not None:
+            self._journal.left_running(self.left_running_job_ids)
+        if self.left_running_job_ids:
+            self._warn_left_running(failed)
+
+    def _report_unfinished(
+        self,
+        item: Item,
+        cancelled: set[str],
+        finished: set[str],
+        failed: dict[str, BaseException],
+    ) -> None:
+        job_id = item.job.id
+        kind = OutcomeKind.TIMED_OUT
+        if job_id in cancelled:
+            kind, then = OutcomeKind.CANCELED, "it was cancelled"
+            self.cancelled_job_ids.append(job_id)
+            if self._journal is not None:
                 # A resumed run submits this item again, under a fresh key.
                 self._journal.record_abandoned(item.index, job_id)
+        elif job_id in finished:
+            then = "it had already finished (a resumed run reads its result)"
+            self.already_finished_job_ids.append(job_id)
+        else:
+            self.left_running_job_ids.append(job_id)
+            if job_id in failed:
+                then = f"cancelling it failed ({failed[job_id]}); it may still be running"
+            elif self._cancel_on_exit:
+                then = f"its cancel did not finish within {_CANCEL_TIMEOUT} s; it may be running"
+            else:
+                then = "it was left running (cancel_on_exit=False)"
+        error = JobTimeoutError(
+            f"the batch stopped before job {job_id!r} finished; {then}",
+            app_id=self.app_id,
+            job_id=job_id,
+            job=item.job,
+        )
+        outcome = make_outcome(kind, index=item.index, input=item.input, job=item.job, error=error)
+        self.unfinished.append(outcome)
+        self._counter.count(outcome.kind)
+
+    def _warn_left_running(self, failed: dict[str, BaseException]) -> None:
+        count = len(self.left_running_job_ids)
+        reason = next(iter(failed.values()), None)
+        how = (
+            f"cancel them with `rungen jobs cancel --journal {self._journal_path} --user-id U`"
+            if self._journal_path is not None
+            else "cancel them with AsyncRunGen(user_id=...).cancel_job(app_id, job_id) "
+            "for each id in left_running_job_ids"
+        )
+        logger.warning(
+            "batch %s on app %s stopped early and left %d job(s) running%s; %s",
+            self.batch_id,
+            self.app_id,
+            count,
+            f" (cancel failed: {reason})" if reason is not None else "",
+            how,
+        )
 
 
 def _restored(app_id: str, value: Any, known: JournalItem) -> Outcome:
     """The outcome an earlier run journaled for an item (AMBIGUOUS if never confirmed)."""
     job = structure_job(known.job, app_id) if known.job is not None else None
+    error: BaseException | None
     if known.unconfirmed:
         cause = f" ({known.error})" if known.error else ""
-        error: RunGenError | None = RunGenError(
+        error = AmbiguousRequestError(
             f"the submit of input {known.index} was never confirmed{cause}: the API may or may "
             f"not have created its job; its idempotency key is {known.key!r}. Pass "
             "resend_unconfirmed=True (CLI: --resend-unconfirmed) to send it again under that "
-            "key, safe only where the API honours keys"
+            "key, safe only where the API honours keys",
+            method="POST",
+            path=f"/app/{app_id}/run_async",
+            idempotency_key=known.key,
         )
         kind = OutcomeKind.AMBIGUOUS
     else:
         error = RunGenError(known.error) if known.error else None
         kind = OutcomeKind(known.kind or "FAILED")
-    return Outcome(index=known.index, input=value, kind=kind, job=job, error=error, resumed=True)
+    return make_outcome(kind, index=known.index, input=value, job=job, error=error, resumed=True)
 
 
 async def _aiter(values: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any]:
@@ -411,3 +488,22 @@ async def _aiter(values: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[A
     else:
         for value in values:
             yield value
+
+
+async def collect(batch: Batch) -> BatchResult:
+    """Run *batch* to the end; every outcome in input order, with its stats (`run_batch`)."""
+    outcomes: list[Outcome] = []
+    async with batch:
+        # Appended one by one, so a batch deadline keeps what arrived before it.
+        async for outcome in batch:
+            outcomes.append(outcome)  # noqa: PERF401
+    outcomes.extend(batch.unfinished)
+    outcomes.sort(key=lambda outcome: outcome.index)
+    return BatchResult(
+        outcomes=tuple(outcomes),
+        stats=batch.stats,
+        cancelled_job_ids=tuple(batch.cancelled_job_ids),
+        left_running_job_ids=tuple(batch.left_running_job_ids),
+        already_finished_job_ids=tuple(batch.already_finished_job_ids),
+        cancel_errors=dict(batch.cancel_errors),
+    )

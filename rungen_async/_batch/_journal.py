@@ -279,6 +279,15 @@ class Journal:
             (*values, self.batch_id, index),
         )
 
+    def left_running(self, job_ids: list[str]) -> None:
+        """
+        Note the jobs a stopped run left running remotely (cancelled nothing, or failed to).
+
+        Their items stay "submitted": a resumed run re-attaches to them by id, and
+        ``rungen jobs cancel --journal`` finds them (`journal_items`).
+        """
+        # Nothing to write: "submitted" rows are exactly the jobs not known to be finished.
+
     def close(self) -> None:
         """Close the database and free the lock."""
         self._db.close()

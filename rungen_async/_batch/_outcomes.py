@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Any
 
-from attrs import frozen
+from attrs import Factory, frozen
 
 from .._exceptions import AmbiguousRequestError
 from .._models import Job
@@ -22,17 +23,23 @@ class OutcomeKind(enum.StrEnum):
     AMBIGUOUS = "AMBIGUOUS"  #: the submit's outcome is unknown; the error has the key
 
 
-@frozen(kw_only=True)
+@frozen(kw_only=True, repr=False)
 class Outcome:
     """
     How one input of a batch ended.
+
+    A batch yields the precise subclasses (`Completed`, `Failed`, `Canceled`, `Rejected`,
+    `TimedOut`, `Ambiguous`): ``isinstance(outcome, Completed)`` makes ``outcome.job`` a
+    `Job` (never None) for a type checker, and every other kind carries an ``error``.
 
     Attributes:
         index: The input's position (0-based) in the batch's inputs.
         input: The input itself.
         kind: How it ended.
         job: The last state of its job, when one was created.
-        error: Why it did not complete, when it did not.
+        error: Why it did not complete, with the server's message when there is one
+            (a FAILED job's ``error``; a refused submit's status and body; an ambiguous
+            submit's idempotency key).
         resumed: Read back from the journal of an earlier run, not redone.
     """
 
@@ -42,6 +49,12 @@ class Outcome:
     job: Job | None = None
     error: BaseException | None = None
     resumed: bool = False
+
+    def __repr__(self) -> str:
+        job = "" if self.job is None else f" job={self.job.id!r}"
+        error = "" if self.error is None else f" error={type(self.error).__name__}"
+        resumed = " resumed" if self.resumed else ""
+        return f"<{type(self).__name__} #{self.index} {self.kind.value}{job}{error}{resumed}>"
 
     @property
     def ok(self) -> bool:
@@ -75,6 +88,80 @@ class Outcome:
             },
             "error": None if self.error is None else str(self.error),
         }
+
+
+@frozen(kw_only=True, repr=False)
+class Completed(Outcome):
+    """The job COMPLETED; `job` holds its result."""
+
+    kind: OutcomeKind = OutcomeKind.COMPLETED
+    job: Job
+
+
+@frozen(kw_only=True, repr=False)
+class Failed(Outcome):
+    """The job ended FAILED (or vanished); `error` has the job's own error message."""
+
+    kind: OutcomeKind = OutcomeKind.FAILED
+    error: BaseException
+
+
+@frozen(kw_only=True, repr=False)
+class Canceled(Outcome):
+    """The job was cancelled, remotely or by stopping the batch."""
+
+    kind: OutcomeKind = OutcomeKind.CANCELED
+    error: BaseException
+
+
+@frozen(kw_only=True, repr=False)
+class Rejected(Outcome):
+    """The submit was refused (invalid input, or a 4xx/5xx: `error` has status and body)."""
+
+    kind: OutcomeKind = OutcomeKind.REJECTED
+    error: BaseException
+
+
+@frozen(kw_only=True, repr=False)
+class TimedOut(Outcome):
+    """The per-job deadline passed, or the batch stopped first (job left running)."""
+
+    kind: OutcomeKind = OutcomeKind.TIMED_OUT
+    error: BaseException
+
+
+@frozen(kw_only=True, repr=False)
+class Ambiguous(Outcome):
+    """The submit may or may not have created a job; `idempotency_key` is its key."""
+
+    kind: OutcomeKind = OutcomeKind.AMBIGUOUS
+    error: BaseException
+
+
+_CLASSES: dict[OutcomeKind, type[Outcome]] = {
+    OutcomeKind.COMPLETED: Completed,
+    OutcomeKind.FAILED: Failed,
+    OutcomeKind.CANCELED: Canceled,
+    OutcomeKind.REJECTED: Rejected,
+    OutcomeKind.TIMED_OUT: TimedOut,
+    OutcomeKind.AMBIGUOUS: Ambiguous,
+}
+
+
+def make_outcome(
+    kind: OutcomeKind,
+    *,
+    index: int,
+    input: Any,
+    job: Job | None = None,
+    error: BaseException | None = None,
+    resumed: bool = False,
+) -> Outcome:
+    """The precise `Outcome` subclass for *kind* (the base class if a field is missing)."""
+    cls = _CLASSES[kind]
+    if (cls is Completed and job is None) or (cls is not Completed and error is None):
+        cls = Outcome
+    return cls(index=index, input=input, kind=kind, job=job, error=error, resumed=resumed)
 
 
 @frozen(kw_only=True)
@@ -194,7 +281,7 @@ class StatsCounter:
         )
 
 
-@frozen(kw_only=True)
+@frozen(kw_only=True, repr=False)
 class BatchResult:
     """
     Every outcome of a finished (or stopped) batch, in input order, with its stats.
@@ -206,6 +293,18 @@ class BatchResult:
     stats: BatchStats
     cancelled_job_ids: tuple[str, ...] = ()
     left_running_job_ids: tuple[str, ...] = ()
+    #: Jobs the batch tried to cancel that had already finished (the cancel got 409).
+    already_finished_job_ids: tuple[str, ...] = ()
+    #: Job id to the error of a cancel that failed (the job may still be running).
+    cancel_errors: Mapping[str, BaseException] = Factory(dict)
+
+    def __repr__(self) -> str:
+        s = self.stats
+        return (
+            f"<BatchResult {len(self.outcomes)} outcomes: {s.completed} completed, "
+            f"{len(self.outcomes) - s.completed} not; cancelled {len(self.cancelled_job_ids)}, "
+            f"left running {len(self.left_running_job_ids)}>"
+        )
 
     @property
     def ok(self) -> bool:
@@ -220,4 +319,4 @@ class BatchResult:
     @property
     def jobs(self) -> list[Job]:
         """The completed jobs, in input order."""
-        return [outcome.job for outcome in self.outcomes if outcome.ok and outcome.job]
+        return [outcome.job for outcome in self.outcomes if isinstance(outcome, Completed)]

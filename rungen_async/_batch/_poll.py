@@ -19,15 +19,24 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._clock import Clock
-from .._exceptions import ConflictError, NotFoundError, RunGenError
+from .._exceptions import (
+    ConflictError,
+    JobFailedError,
+    JobTimeoutError,
+    NotFoundError,
+    RunGenError,
+)
 from .._models import Job, JobStatus
-from ._outcomes import Outcome, OutcomeKind, StatsCounter
+from ._outcomes import Outcome, OutcomeKind, StatsCounter, make_outcome
 from ._scheduler import PollScheduler
 
 if TYPE_CHECKING:
     from .._client import AsyncRunGen
 
 T = TypeVar("T")
+
+#: Parked jobs that make a GET /app a tick worth it (below: they are checked one by one).
+_WORTH_SWEEPING = 2
 
 
 class Item:
@@ -104,7 +113,10 @@ class Dispatcher:
             if due is not None and due <= now:
                 key = self._take_due(now)
                 if key is not None:
-                    await send_soon(send, key)
+                    try:
+                        await send_soon(send, key)
+                    except anyio.BrokenResourceError:
+                        return  # every worker is gone: the batch is stopping
                     continue
                 if self._tokens >= 1 - 1e-9:
                     continue  # a newer plan moved that check later: look again
@@ -254,6 +266,12 @@ class PollLane:
             await clock.sleep(min(2.0, max(0.1, 0.04 * span)))
             if not (self._more_coming() or self.items):
                 return
+            if not self._more_coming() and scheduler.parked <= _WORTH_SWEEPING:
+                # So few jobs left to sweep that checking them one by one costs no more
+                # than a GET /app a tick: stop asking for the app (once per batch, then).
+                scheduler.stop_sweeping(clock.now())
+                self.poke(-math.inf)
+                return
             if not scheduler.parked:
                 continue
             asked = clock.now()
@@ -319,7 +337,8 @@ class PollLane:
                 if status is JobStatus.FAILED
                 else OutcomeKind.CANCELED
             )
-            await self._finish(item, kind, job, None)
+            error = None if status.is_success else JobFailedError(job)
+            await self._finish(item, kind, job, error)
             return
         if self._job_deadline is not None and now - item.submitted_at >= self._job_deadline:
             await self._time_out(item)
@@ -330,14 +349,24 @@ class PollLane:
 
     async def _time_out(self, item: Item) -> None:
         job = item.job
+        then = "left running"
         if self._cancel_timed_out:
             try:
                 job = await self._client.cancel_job(self._app_id, job.id)
+                then = "cancelled"
             except ConflictError:
-                pass  # it finished meanwhile; report the timeout all the same
-            except RunGenError:
+                then = "it had finished meanwhile"
+            except RunGenError as exc:
                 self._counter.poll_errors += 1
-        await self._finish(item, OutcomeKind.TIMED_OUT, job, None)
+                then = f"its cancel failed ({exc}), so it may still be running"
+        error = JobTimeoutError(
+            f"job {job.id!r} on app {self._app_id!r} passed its job_deadline of "
+            f"{self._job_deadline} s; {then}",
+            app_id=self._app_id,
+            job_id=job.id,
+            job=job,
+        )
+        await self._finish(item, OutcomeKind.TIMED_OUT, job, error)
 
     def _note_status(self, item: Item, status: JobStatus | None) -> None:
         counter = self._counter
@@ -362,7 +391,7 @@ class PollLane:
         self._note_status(item, None)
         self._scheduler.remove(item.index)
         await self._emit(
-            Outcome(index=item.index, input=item.input, kind=kind, job=job, error=error)
+            make_outcome(kind, index=item.index, input=item.input, job=job, error=error)
         )
         if not self.items:
             self.poke(-math.inf)  # the poller may be done

@@ -15,18 +15,21 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import anyio
 import anyio.lowlevel
 
-from .._exceptions import AmbiguousRequestError, RateLimitError, RunGenError
+from .._exceptions import (
+    AmbiguousRequestError,
+    APIConnectionError,
+    APIStatusError,
+    InvalidInputError,
+    ResponseValidationError,
+)
 from .._models import Job
 from ._outcomes import OutcomeKind
 
 if TYPE_CHECKING:
     from .._client import AsyncRunGen
 
-_SUBMIT_RATE_LIMIT_TRIES = 8
-
-
-#: How long submits already in flight may still take once the batch is stopped (Ctrl-C,
-#: a cancel scope, an error): their job ids are journaled and cancelled or reported.
+#: Seconds a submit already in flight when the batch stops may take to bring back its job
+#: id (so the job is journaled and cancelled too); then it is given up on (AMBIGUOUS).
 SUBMIT_GRACE = 10.0
 
 
@@ -73,54 +76,65 @@ class SubmitLane:
         before_send: Callable[[], None],
     ) -> Job | Refused:
         """
-        Submit *value* under idempotency key *key*; *wait_turn* runs before each try.
+        Submit *value* under idempotency key *key*, once; *wait_turn* runs first.
+
+        The client's own retries are the only ones: a 429 left after them is REJECTED (it
+        was provably not carried out). A submit that may have created a job (no answer, or
+        a 2xx answer that cannot be read) is AMBIGUOUS. The SDK's own validation refusing
+        the input is REJECTED; any other exception (a bug) propagates.
 
         *before_send* runs right before the request goes out (the journal's "submitting"),
-        so an item stopped before that point is never taken for one in flight. Once sent,
-        the answer is awaited even if the batch is stopped (shielded, `SUBMIT_GRACE`), so
-        its job id is journaled and the job cancelled instead of left unrecorded.
+        so an item stopped before that point is never taken for one in flight. The request
+        itself is shielded from cancellation; `stop()` gives the shields a deadline
+        (`SUBMIT_GRACE` seconds), so a job the API created is known, journaled and cancelled
+        rather than lost. Once stopped, nothing new is sent.
         """
-        for attempt in range(_SUBMIT_RATE_LIMIT_TRIES):
-            await wait_turn()
-            limiter = self._limiter
-            try:
-                limiter.acquire_nowait()
-            except anyio.WouldBlock:
-                await limiter.acquire()
-            try:
-                await anyio.lowlevel.checkpoint_if_cancelled()  # stopped: send nothing new
-            except BaseException:
-                limiter.release()
-                raise
+        await wait_turn()
+        limiter = self._limiter
+        try:
+            limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await limiter.acquire()
+        try:
+            await anyio.lowlevel.checkpoint_if_cancelled()  # stopped: send nothing new
             before_send()
-            shield = anyio.CancelScope(shield=True)
-            self._shields.add(shield)
-            try:
-                with shield:
+            with anyio.CancelScope(shield=True) as scope:
+                self._shields.add(scope)
+                try:
                     job = await self._client.submit_job(self._app_id, value, idempotency_key=key)
-                if shield.cancelled_caught:
-                    limiter.release()
-                    return Refused(OutcomeKind.AMBIGUOUS, _stopped_error(key), stopped=True)
-            except RateLimitError as exc:
-                limiter.release()
-                if attempt + 1 < _SUBMIT_RATE_LIMIT_TRIES:
-                    continue  # provably not processed: the client paused, so try again
-                return Refused(OutcomeKind.REJECTED, exc)
-            except AmbiguousRequestError as exc:
-                limiter.release()
-                return Refused(OutcomeKind.AMBIGUOUS, exc)
-            except (RunGenError, TypeError, ValueError) as exc:
-                limiter.release()
-                return Refused(OutcomeKind.REJECTED, exc)
-            except BaseException:
-                limiter.release()
-                raise
-            finally:
-                self._shields.discard(shield)
+                finally:
+                    self._shields.discard(scope)
+            if scope.cancelled_caught:
+                return Refused(OutcomeKind.AMBIGUOUS, self._gave_up(key), stopped=True)
+        except AmbiguousRequestError as exc:
+            return Refused(OutcomeKind.AMBIGUOUS, exc)
+        except ResponseValidationError as exc:
+            # A 2xx the client could not read: the job may well exist.
+            error = AmbiguousRequestError(
+                f"the submit was answered but the answer could not be read ({exc}); "
+                f"the job may exist: re-send with idempotency key {key!r} or look it up",
+                method="POST",
+                path=f"/app/{self._app_id}/job",
+                idempotency_key=key,
+                status_code=exc.status_code,
+            )
+            error.__cause__ = exc
+            return Refused(OutcomeKind.AMBIGUOUS, error)
+        except (InvalidInputError, APIStatusError, APIConnectionError) as exc:
+            return Refused(OutcomeKind.REJECTED, exc)
+        finally:
             limiter.release()
-            self.on_success()
-            return job
-        raise AssertionError("unreachable")  # pragma: no cover
+        self.on_success()
+        return job
+
+    def _gave_up(self, key: str) -> AmbiguousRequestError:
+        return AmbiguousRequestError(
+            f"the batch stopped and its submit got no answer within {SUBMIT_GRACE} s; the job "
+            f"may exist: re-send with idempotency key {key!r} or look it up",
+            method="POST",
+            path=f"/app/{self._app_id}/job",
+            idempotency_key=key,
+        )
 
     # -- rate limits (AIMD) ------------------------------------------------------------------
 
@@ -142,10 +156,3 @@ class SubmitLane:
         if self._successes >= limit:  # additive increase: +1 per window of successes
             self._successes = 0
             self._limiter.total_tokens = limit + 1
-
-
-def _stopped_error(key: str) -> RunGenError:
-    return RunGenError(
-        f"the batch stopped while this submit was in flight and its answer did not come "
-        f"within {SUBMIT_GRACE:g} s: the job may exist; idempotency key {key!r}"
-    )
