@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from rungen_async import BatchResult, OutcomeKind, RetryPolicy, journal_items
@@ -156,3 +157,27 @@ async def test_typo_in_a_batch_option_fails_at_call_time() -> None:
         with pytest.raises(TypeError, match="max_concurency"):
             await rg.run_batch(app_id, [], max_concurency=4)  # type: ignore[call-arg]
     assert fake.jobs_created == 0
+
+
+async def test_submits_in_flight_at_a_cancel_are_awaited_and_their_jobs_cancelled() -> None:
+    """
+    Submits already sent when the batch is cancelled are shielded: their jobs are known,
+    cancelled and reported, none is left running unrecorded (API as documented: no keys).
+    """
+    fake = FakeRunGen(job_duration=1000, idempotency_keys=False)
+    app_id = fake.create_app(active_workers=8)
+    fake.slow_next_requests(5, count=4, route="POST /app/*/run_async")
+    async with fake.client(retry=FAST_RETRY) as rg:
+        with anyio.CancelScope() as scope:
+            async with rg.batch(app_id, prompts(4), max_concurrency=4) as batch:
+                while len(fake.requests_to("POST", "/app/*/run_async")) < 4:
+                    await anyio.lowlevel.checkpoint()
+                assert batch.stats.submitted == 0  # all four still in flight
+                scope.cancel()
+                async for _ in batch:
+                    pass
+
+    assert fake.jobs_created == 4
+    assert len(batch.cancelled_job_ids) == 4
+    assert batch.left_running_job_ids == []
+    assert {fake.job_status(job_id) for job_id in batch.cancelled_job_ids} == {"CANCELED"}

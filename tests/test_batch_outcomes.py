@@ -143,3 +143,23 @@ async def test_outcome_reprs_are_one_short_line(fake: FakeRunGen, app_id: str) -
     assert text == f"<Completed #0 COMPLETED job={outcome.job_id!r}>"
     assert "secret" not in repr(result)
     assert "k:0" not in repr(result)
+
+
+async def test_stats_say_when_the_poll_budget_binds(fake: FakeRunGen, app_id: str) -> None:
+    """A budget too small for the jobs in flight shows in the stats; a roomy one does not."""
+    seen: list[float] = []
+    async with fake.client(retry=FAST_RETRY) as rg:
+        tight = await rg.run_batch(
+            app_id,
+            [{"prompt": f"p{i}"} for i in range(8)],
+            poll_rate=0.5,
+            on_progress=lambda stats: seen.append(stats.poll_budget_bound_seconds),
+        )
+        roomy = await rg.run_batch(app_id, [{"prompt": "one"}], poll_rate=100)
+
+    assert tight.ok
+    assert tight.stats.poll_budget_binds
+    assert tight.stats.poll_budget_bound_seconds > 1
+    assert seen[-1] > 0  # the progress callback sees it too
+    assert roomy.ok
+    assert not roomy.stats.poll_budget_binds

@@ -159,6 +159,7 @@ class Batch:
             in_flight=len(self._polls.items),
             retries=self._client.retry_count - self._retries_at_start,
             submit_concurrency=self._submits.concurrency,
+            poll_budget_bound_seconds=self._polls.dispatcher.budget_bound_seconds,
         )
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -181,6 +181,9 @@ class BatchStats:
         poll_errors: Status checks that failed after the client's retries.
         submit_concurrency: The AIMD limit of concurrent submits now.
         elapsed: Seconds since the batch began.
+        poll_budget_bound_seconds: Seconds due status checks waited for the poll budget
+            (*poll_rate*) rather than for their time; above 0, raise *poll_rate* to see
+            completions sooner (see `poll_budget_binds`).
     """
 
     submitted: int
@@ -199,6 +202,12 @@ class BatchStats:
     poll_errors: int
     submit_concurrency: int
     elapsed: float
+    poll_budget_bound_seconds: float = 0.0
+
+    @property
+    def poll_budget_binds(self) -> bool:
+        """Whether the poll budget delayed status checks (completions seen late)."""
+        return self.poll_budget_bound_seconds > 0
 
     @property
     def done(self) -> int:
@@ -258,7 +267,13 @@ class StatsCounter:
             self.resumed += 1
 
     def snapshot(
-        self, *, now: float, in_flight: int, retries: int, submit_concurrency: int
+        self,
+        *,
+        now: float,
+        in_flight: int,
+        retries: int,
+        submit_concurrency: int,
+        poll_budget_bound_seconds: float = 0.0,
     ) -> BatchStats:
         """Freeze the counters."""
         return BatchStats(
@@ -278,6 +293,7 @@ class StatsCounter:
             poll_errors=self.poll_errors,
             submit_concurrency=submit_concurrency,
             elapsed=now - self.started,
+            poll_budget_bound_seconds=poll_budget_bound_seconds,
         )
 
 

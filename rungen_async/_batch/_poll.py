@@ -82,6 +82,8 @@ class Dispatcher:
         self.workers = max(2, min(32, math.ceil(poll_rate / 20)))
         self._checks_busy = 0
         self._polls_eased: anyio.Event | None = None
+        #: Seconds due checks waited for the poll budget (0: the budget never bound).
+        self.budget_bound_seconds = 0.0
 
     def poke(self, due: float) -> None:
         """Wake the poller if it sleeps past *due* (``-math.inf``: wake it now)."""
@@ -106,6 +108,7 @@ class Dispatcher:
         """Hand due checks to idle poll workers; sleep until the next is due (or a poke)."""
         clock, scheduler = self._clock, self._scheduler
         while True:
+            bound = False
             due = scheduler.next_due()
             if due is None and self._done():
                 return
@@ -121,6 +124,7 @@ class Dispatcher:
                 if self._tokens >= 1 - 1e-9:
                     continue  # a newer plan moved that check later: look again
                 wait = (1 - self._tokens) / self._poll_rate
+                bound = True
             elif due is None:
                 wait = scheduler.max_interval
             else:
@@ -130,6 +134,8 @@ class Dispatcher:
                 self._wake, self._wake_at = scope, now + wait
                 await clock.sleep(wait)
             self._wake, self._wake_at = None, math.inf
+            if bound:  # a due check waited for the budget, not for its time
+                self.budget_bound_seconds += clock.now() - now
 
     async def worker(self, receive: MemoryObjectReceiveStream[int]) -> None:
         """
