@@ -103,6 +103,8 @@ def new_report(plan: BatchPlan) -> tuple[BatchReport, dict[int, dict[str, Any]]]
     total = len(plan.inputs)
     previous = read_results(plan.output) if plan.resume else {}
     previous = {index: r for index, r in previous.items() if 0 <= index < total}
+    if plan.resend_unconfirmed:  # those are sent again: their new outcome replaces the line
+        previous = {i: r for i, r in previous.items() if r.get("status") != "AMBIGUOUS"}
     report = BatchReport(total=total, tally=Tally(total), resumed=len(previous))
     for record in previous.values():
         report.kinds[str(record.get("status"))] += 1
