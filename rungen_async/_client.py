@@ -28,7 +28,7 @@ from ._http._limits import MAX_BODY_BYTES, MAX_HEAD_BYTES
 from ._http._retry import RetryPolicy
 from ._http._select import default_transport
 from ._http._send import CallOptions, Core
-from ._models import App, Job, Lora
+from ._models import App, GpuTier, Job, Lora
 from ._polling import JobObserver, PollPolicy, wait_for_app, wait_for_job
 from ._serde import structure, structure_job, structure_list
 from ._validation import (
@@ -271,7 +271,7 @@ class AsyncRunGen:
         self,
         name: str,
         *,
-        gpu_tier: str,
+        gpu_tier: GpuTier | str,
         model_url: str,
         description: str | None = None,
         active_workers: int | None = None,
