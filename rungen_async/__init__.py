@@ -15,6 +15,7 @@ from ._batch._scheduler import PollScheduler
 from ._batch._status import JournalStatus, export_results, journal_items, read_journal
 from ._client import AsyncRunGen
 from ._clock import Clock, SystemClock, VirtualClock
+from ._download import DownloadError
 from ._exceptions import (
     AmbiguousRequestError,
     APIConnectionError,
@@ -78,6 +79,7 @@ __all__ = [
     "BatchStats",
     "Clock",
     "ConflictError",
+    "DownloadError",
     "GpuTier",
     "InvalidInputError",
     "Job",
