@@ -53,6 +53,7 @@ EXPECTED_OUTPUT = {
     "print(url)": re.compile(r"^https?://\S+$", re.M),  # the Quickstart's image URL
     'print(f"{result.stats.completed} completed")': re.compile(r"^20 completed$", re.M),
     'print(f"{len(apps)} apps")': re.compile(r"^\d+ apps$", re.M),
+    'print(f"{len(results)} images")': re.compile(r"^3 images$", re.M),  # the trio script
 }
 
 
