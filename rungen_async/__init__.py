@@ -26,6 +26,7 @@ from ._batch._scheduler import PollScheduler
 from ._batch._status import JournalStatus, export_results, journal_items, read_journal
 from ._client import AsyncRunGen
 from ._clock import Clock, SystemClock, VirtualClock
+from ._download import DownloadError
 from ._exceptions import (
     AmbiguousRequestError,
     APIConnectionError,
@@ -92,6 +93,7 @@ __all__ = [
     "Clock",
     "Completed",
     "ConflictError",
+    "DownloadError",
     "Failed",
     "GpuTier",
     "InvalidInputError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -24,11 +25,12 @@ from ._config import (
     ENV_TEAM_ID,
     ENV_USER_ID,
 )
+from ._download import download as download_outputs
 from ._http._limits import MAX_BODY_BYTES, MAX_HEAD_BYTES
 from ._http._retry import RetryPolicy
 from ._http._select import default_transport
 from ._http._send import CallOptions, Core
-from ._models import App, Job, Lora
+from ._models import App, GpuTier, Job, Lora
 from ._polling import JobObserver, PollPolicy, wait_for_app, wait_for_job
 from ._serde import structure, structure_job, structure_list
 from ._validation import (
@@ -276,7 +278,7 @@ class AsyncRunGen:
         self,
         name: str,
         *,
-        gpu_tier: str,
+        gpu_tier: GpuTier | str,
         model_url: str,
         description: str | None = None,
         active_workers: int | None = None,
@@ -466,6 +468,18 @@ class AsyncRunGen:
         """Submit a job and wait for it; returns the COMPLETED job (see `wait_for_job`)."""
         job = await self.submit_job(app_id, input)
         return await self.wait_for_job(app_id, job, deadline=deadline)
+
+    async def download(self, job: Job, folder: str | Path) -> list[Path]:
+        """
+        Stream the output files of the COMPLETED *job* into *folder*; returns their paths.
+
+        Files are written in chunks as ``<job id>-<n><suffix>``; the requests carry neither the
+        API key nor the team header, whatever host the result names.
+
+        Raises:
+            DownloadError: The job has not completed, or a file could not be fetched.
+        """
+        return await download_outputs(job, folder)
 
     def batch(
         self,

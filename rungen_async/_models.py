@@ -14,6 +14,8 @@ from typing import Any, Self
 
 from attrs import field, frozen
 
+from . import _display
+
 
 class _OpenStrEnum(enum.StrEnum):
     """A StrEnum that keeps unknown values as pseudo-members instead of failing."""
@@ -71,22 +73,26 @@ class JobStatus(_OpenStrEnum):
     """
     A job's ``status``.
 
-    The docs spell the same states more than one way (``QUEUED``/``IN_QUEUE``,
-    ``RUNNING``/``IN_PROGRESS``); both are members, and the ``is_*`` properties classify them.
-    ``CANCELLED`` reads as `CANCELED`.
+    The docs spell the same states more than one way; each spelling is normalised when it is
+    parsed, and the second names are real enum aliases: ``JobStatus("IN_QUEUE") is
+    JobStatus.QUEUED``, ``JobStatus.IN_QUEUE is JobStatus.QUEUED`` (so they compare equal),
+    ``IN_PROGRESS`` is `RUNNING` and ``CANCELLED`` is `CANCELED`. ``.value`` is the
+    canonical spelling (``"QUEUED"``), not necessarily the server's.
     """
 
     QUEUED = "QUEUED"
-    IN_QUEUE = "IN_QUEUE"
     RUNNING = "RUNNING"
-    IN_PROGRESS = "IN_PROGRESS"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     CANCELED = "CANCELED"
+    # Aliases (same value, so the same member): the docs' other spellings.
+    IN_QUEUE = "QUEUED"
+    IN_PROGRESS = "RUNNING"
+    CANCELLED = "CANCELED"
 
     @classmethod
     def _aliases(cls) -> dict[str, str]:
-        return {"CANCELLED": "CANCELED"}
+        return {"CANCELLED": "CANCELED", "IN_QUEUE": "QUEUED", "IN_PROGRESS": "RUNNING"}
 
     @property
     def is_terminal(self) -> bool:
@@ -96,12 +102,12 @@ class JobStatus(_OpenStrEnum):
     @property
     def is_pending(self) -> bool:
         """Whether the job waits for a worker: QUEUED or IN_QUEUE."""
-        return self is JobStatus.QUEUED or self is JobStatus.IN_QUEUE
+        return self is JobStatus.QUEUED
 
     @property
     def is_active(self) -> bool:
         """Whether a worker runs the job: RUNNING or IN_PROGRESS."""
-        return self is JobStatus.RUNNING or self is JobStatus.IN_PROGRESS
+        return self is JobStatus.RUNNING
 
     @property
     def is_success(self) -> bool:
@@ -176,7 +182,7 @@ class WorkerCounters:
     unhealthy: int = 0
 
 
-@frozen(kw_only=True)
+@frozen(kw_only=True, repr=False)
 class App:
     """
     A snapshot of an app; fetch it again to see it change.
@@ -199,8 +205,11 @@ class App:
     jobs: JobCounters | None = None
     workers: WorkerCounters | None = None
 
+    def __repr__(self) -> str:
+        return _display.app_repr(self)
 
-@frozen(kw_only=True)
+
+@frozen(kw_only=True, repr=False)
 class Job:
     """
     A snapshot of a job; fetch it again to see it move on.
@@ -231,3 +240,10 @@ class Job:
             for item in images
             if isinstance(item, dict) and isinstance(item.get("image"), str)
         ]
+
+    def __repr__(self) -> str:
+        return _display.job_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Status, timings and output images inline in a notebook (no network fetch)."""
+        return _display.job_html(self)

@@ -75,8 +75,12 @@ async def wait_for_job(
     started = clock.now()
     give_up = None if deadline is None else started + deadline
     interval = poll.initial_interval
+    current: Job | None
     if isinstance(job, Job):
         job_id, current = job.id, job
+        if job.status.is_success and job.result is None:
+            # A submit may answer COMPLETED without the result: fetch it once.
+            current = None
     else:
         job_id, current = job, None
     last_status: JobStatus | None = None if current is None else current.status

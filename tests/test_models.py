@@ -63,7 +63,7 @@ def test_execution_time_accepts_strings_and_numbers(value: object, expected: flo
         pytest.param(
             payloads.job("IN_QUEUE")["data"],
             payloads.JOB_ID,
-            "IN_QUEUE",
+            "QUEUED",
             {"prompt": "a lighthouse at dawn, watercolor"},
             id="status",
         ),

@@ -162,7 +162,7 @@ async def test_on_update_sees_every_state(client: AsyncRunGen, api: respx.Router
 
     await client.wait_for_job(APP, JOB, on_update=lambda job: seen.append(job.status.value))
 
-    assert seen == ["IN_QUEUE", "RUNNING", "COMPLETED"]
+    assert seen == ["QUEUED", "RUNNING", "COMPLETED"]
 
 
 async def test_wait_for_app_until_running(
