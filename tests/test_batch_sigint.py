@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rungen_async import journal_items
 from rungen_async.emulator import Emulator, EmulatorServer
 from rungen_async.emulator._http import EmulatorRequest
 
@@ -86,7 +87,7 @@ def test_sigint_with_cancel_on_interrupt_cancels_every_created_job(tmp_path: Pat
         jobs = dict(app.jobs)
 
     assert process.returncode == 130, stderr.decode()
-    journaled = journal.read_text()
+    journaled = {item.job_id for item in journal_items(journal, which="all")}
     assert jobs  # the batch did create jobs
     for job_id, job in jobs.items():
         assert job_id in journaled, f"job {job_id} was created but never journaled"
