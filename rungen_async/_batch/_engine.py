@@ -30,9 +30,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._exceptions import (
     AmbiguousRequestError,
-    ConflictError,
     InvalidInputError,
-    JobTimeoutError,
     RunGenError,
 )
 from .._models import Job, JobStatus
@@ -42,6 +40,7 @@ from ._journal import Journal, JournalItem
 from ._outcomes import BatchResult, BatchStats, Outcome, OutcomeKind, StatsCounter, make_outcome
 from ._poll import Item, PollLane, receive_soon, send_soon
 from ._scheduler import PollScheduler
+from ._stop import stop_in_flight
 from ._submit import Refused, SubmitLane
 
 if TYPE_CHECKING:
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
 #: Called with a fresh stats snapshot after each outcome.
 ProgressCallback = Callable[[BatchStats], None]
 
-_CANCEL_TIMEOUT = 10.0
 logger = logging.getLogger("rungen_async")
 
 
@@ -145,6 +143,25 @@ class Batch:
         self._slots = anyio.Semaphore(max_in_flight)
         self._retries_at_start = 0
         self._stop_listening: Callable[[], None] = lambda: None
+
+    @property
+    def client(self) -> AsyncRunGen:
+        """The client the batch sends through."""
+        return self._client
+
+    @property
+    def journal(self) -> Journal | None:
+        """The open journal, while the batch runs with one."""
+        return self._journal
+
+    @property
+    def cancel_on_exit(self) -> bool:
+        """Whether leaving early cancels the jobs still in flight."""
+        return self._cancel_on_exit
+
+    def count(self, kind: OutcomeKind) -> None:
+        """Count one more outcome of *kind* in the stats."""
+        self._counter.count(kind)
 
     @property
     def batch_id(self) -> str:
@@ -376,88 +393,7 @@ class Batch:
         self._polls.items.clear()
         if not items:
             return
-        cancelled: set[str] = set()
-        finished: set[str] = set()
-        failed: dict[str, BaseException] = {}
-        if self._cancel_on_exit:
-            limiter = anyio.CapacityLimiter(16)
-
-            async def cancel(item: Item) -> None:
-                async with limiter:
-                    try:
-                        await self._client.cancel_job(self.app_id, item.job.id)
-                    except ConflictError:
-                        finished.add(item.job.id)  # already finished: nothing runs any more
-                    except RunGenError as exc:
-                        failed[item.job.id] = exc
-                    else:
-                        cancelled.add(item.job.id)
-
-            with anyio.move_on_after(_CANCEL_TIMEOUT, shield=True):
-                async with anyio.create_task_group() as tg:
-                    for item in items:
-                        tg.start_soon(cancel, item)
-        for item in items:
-            self._report_unfinished(item, cancelled, finished, failed)
-        self.cancel_errors.update(failed)
-        if self._journal is not None:
-            self._journal.left_running(self.left_running_job_ids)
-        if self.left_running_job_ids:
-            self._warn_left_running(failed)
-
-    def _report_unfinished(
-        self,
-        item: Item,
-        cancelled: set[str],
-        finished: set[str],
-        failed: dict[str, BaseException],
-    ) -> None:
-        job_id = item.job.id
-        kind = OutcomeKind.TIMED_OUT
-        if job_id in cancelled:
-            kind, then = OutcomeKind.CANCELED, "it was cancelled"
-            self.cancelled_job_ids.append(job_id)
-            if self._journal is not None:
-                # A resumed run submits this item again, under a fresh key.
-                self._journal.record_abandoned(item.index, job_id)
-        elif job_id in finished:
-            then = "it had already finished (a resumed run reads its result)"
-            self.already_finished_job_ids.append(job_id)
-        else:
-            self.left_running_job_ids.append(job_id)
-            if job_id in failed:
-                then = f"cancelling it failed ({failed[job_id]}); it may still be running"
-            elif self._cancel_on_exit:
-                then = f"its cancel did not finish within {_CANCEL_TIMEOUT} s; it may be running"
-            else:
-                then = "it was left running (cancel_on_exit=False)"
-        error = JobTimeoutError(
-            f"the batch stopped before job {job_id!r} finished; {then}",
-            app_id=self.app_id,
-            job_id=job_id,
-            job=item.job,
-        )
-        outcome = make_outcome(kind, index=item.index, input=item.input, job=item.job, error=error)
-        self.unfinished.append(outcome)
-        self._counter.count(outcome.kind)
-
-    def _warn_left_running(self, failed: dict[str, BaseException]) -> None:
-        count = len(self.left_running_job_ids)
-        reason = next(iter(failed.values()), None)
-        how = (
-            f"cancel them with `rungen jobs cancel --journal {self._journal_path} --user-id U`"
-            if self._journal_path is not None
-            else "cancel them with AsyncRunGen(user_id=...).cancel_job(app_id, job_id) "
-            "for each id in left_running_job_ids"
-        )
-        logger.warning(
-            "batch %s on app %s stopped early and left %d job(s) running%s; %s",
-            self.batch_id,
-            self.app_id,
-            count,
-            f" (cancel failed: {reason})" if reason is not None else "",
-            how,
-        )
+        await stop_in_flight(self, items)
 
 
 def _restored(app_id: str, value: Any, known: JournalItem) -> Outcome:
