@@ -16,6 +16,7 @@ from rungen_async._cli import EXIT_OK, EXIT_USAGE
 from rungen_async._cli._output import Console
 from rungen_async._cli._progress import ProgressBar, Tally, require_tqdm, running_and_queued
 from rungen_async._models import JobCounters
+from rungen_async.progress import tqdm_progress
 from rungen_async.testing import FakeClock, FakeRunGen
 
 from .conftest import Cli
@@ -200,3 +201,52 @@ async def test_batch_without_tqdm_says_what_to_install(
     assert "pip install 'rungen-async[cli]', or pass --no-progress" in result.stderr
     assert fake.requests_to("POST", "*") == []
     assert len(fake.requests) == sent
+
+
+# -- rungen_async.progress: the Python helper -------------------------------------------------
+
+
+async def test_tqdm_progress_follows_a_batch() -> None:
+    """As on_progress, the bar counts every outcome, fits its width, and closes at the end."""
+    fake = FakeRunGen(job_duration=2.0)
+    app_id = fake.create_app(active_workers=4)
+    fake.fail_job(3)
+    out = io.StringIO()
+    inputs = [{"prompt": f"picture {n}"} for n in range(12)]
+
+    async with fake.client() as rg:
+        progress = tqdm_progress(total=len(inputs), file=out, ncols=60, desc="images")
+        result = await rg.run_batch(app_id, inputs, on_progress=progress)
+
+    drawn = frames(out.getvalue())
+    assert len(result.outcomes) == 12
+    assert all(len(line) <= 60 for line in drawn)
+    assert drawn[-1].startswith("images: 100%|")
+    assert "12/12" in drawn[-1]
+    assert "ok 11, failed 1, in flight 0" in drawn[-1]
+    assert out.getvalue().endswith("\n")  # closed by itself when the total was reached
+    assert progress.stats == result.stats
+
+
+async def test_tqdm_progress_as_a_context_manager_closes_a_stopped_batch() -> None:
+    """Leaving the with block closes the bar even when the batch stopped early."""
+    fake = FakeRunGen(job_duration=2.0)
+    app_id = fake.create_app(active_workers=1)
+    out = io.StringIO()
+
+    async with fake.client() as rg:
+        with tqdm_progress(total=5, file=out, ncols=80) as progress:
+            async with rg.batch(app_id, [{"n": n} for n in range(5)], on_progress=progress) as b:
+                async for _ in b:
+                    break
+
+    assert out.getvalue().endswith("\n")
+    assert "1/5" in frames(out.getvalue())[-1]
+
+
+def test_tqdm_progress_without_tqdm_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without tqdm the ImportError says which extra to install."""
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+
+    with pytest.raises(ImportError, match=re.escape("pip install 'rungen-async[progress]'")):
+        tqdm_progress(total=3)
