@@ -18,11 +18,11 @@ from attrs import define, field
 from .._batch._lock import JournalLock, JournalLockedError
 from .._client import AsyncRunGen
 from .._clock import SystemClock
-from .._models import Job, JobStatus
+from .._models import Job, JobCounters, JobStatus
 from ._download import Downloader, DownloadError
 from ._files import InputLine, ResultsWriter, parse_inputs, read_results
 from ._parser import EXIT_FAILED, EXIT_OK, UsageError
-from ._progress import ProgressBar, StatsView, Tally
+from ._progress import ProgressBar, StatsView, Tally, require_tqdm
 from ._runtime import Session
 from ._summary import print_interrupted, print_summary
 
@@ -121,6 +121,8 @@ async def execute(
 ) -> None:
     """Run *plan* on client *rg*, writing the results file as outcomes arrive."""
     console = session.console
+    if plan.progress:
+        require_tqdm()  # before anything is sent or written
     total = report.total
     writer = ResultsWriter(plan.output, previous)
     clock = rg.clock
@@ -133,8 +135,11 @@ async def execute(
 
     bar = ProgressBar(
         console, report.tally, clock=session.runtime.progress_clock or SystemClock(),
-        tty=session.runtime.is_tty(),
+        tty=session.runtime.is_tty(), width=session.runtime.terminal_width,
     )  # fmt: skip
+
+    async def app_counters() -> JobCounters | None:  # the API's running and queued counts
+        return (await rg.get_app(plan.app_id)).jobs
 
     async def download(index: int, job: Job) -> None:
         assert downloader is not None
@@ -150,7 +155,7 @@ async def execute(
                 downloader = Downloader(http, plan.download, clock=clock, width=len(str(total - 1)))
                 downloader.prepare()
             if plan.progress:
-                outer.start_soon(bar.run, current_stats)
+                outer.start_soon(bar.run, current_stats, app_counters)
             async with anyio.create_task_group() as downloads:
                 if downloader is not None:
                     for index, record in sorted(previous.items()):

@@ -9,6 +9,7 @@ the parsed arguments, and factories for the API client and the plain download cl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Mapping
@@ -25,6 +26,8 @@ from .._http._retry import RetryPolicy
 from ._output import Console
 from ._parser import UsageError
 
+#: The progress bar's width when the terminal does not say.
+DEFAULT_COLUMNS = 80
 #: Output files are fetched from storage, not the API: generous, finite timeouts.
 DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
@@ -43,6 +46,8 @@ class Runtime:
             when *clock* is a test's fake one).
         retry: The API client's retry policy (default: `RetryPolicy()`).
         tty: Whether stderr is a terminal (default: ask the stream).
+        columns: The terminal's width for the progress bar (default: ``$COLUMNS``, else
+            the width of the terminal stderr is on, else 80).
         handle_signals: Turn SIGINT and SIGTERM into a clean stop with exit status 130.
         stop: Setting this event acts like Ctrl-C (tests use it instead of a signal).
     """
@@ -57,6 +62,7 @@ class Runtime:
     progress_clock: Clock | None = None
     retry: RetryPolicy | None = None
     tty: bool | None = None
+    columns: int | None = None
     handle_signals: bool = True
     stop: anyio.Event | None = None
 
@@ -66,6 +72,18 @@ class Runtime:
             return self.tty
         isatty = getattr(self.stderr, "isatty", None)
         return bool(isatty and isatty())
+
+    def terminal_width(self) -> int:
+        """The columns the progress bar may use, asked again at each redraw (resizing)."""
+        if self.columns is not None:
+            return self.columns
+        with contextlib.suppress(ValueError):
+            if (columns := int(self.env.get("COLUMNS", ""))) > 0:
+                return columns
+        try:
+            return os.get_terminal_size(self.stderr.fileno()).columns or DEFAULT_COLUMNS
+        except (AttributeError, OSError, ValueError):  # not a terminal, or no file at all
+            return DEFAULT_COLUMNS
 
 
 class Session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -227,8 +228,8 @@ async def test_batch_progress_on_a_tty(cli: Cli, fake: FakeRunGen, tmp_path: Pat
     result = await cli("batch", app_id, str(inputs), "-o", str(tmp_path / "o.jsonl"), tty=True)
 
     assert result.code == EXIT_OK
-    assert "\r[" in result.stderr
-    assert "8/8 100%" in result.stderr
+    assert "\r  0%|" in result.stderr
+    assert re.search(r"\r100%\|#+\| 8/8 \| ok 8 failed 0", result.stderr)
     assert result.stderr.endswith("\n")
 
 

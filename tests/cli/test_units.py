@@ -1,4 +1,4 @@
-"""The CLI's building blocks: tables, JSON, masking, the input file, the progress bar."""
+"""The CLI's building blocks: tables, JSON, masking, the input file, durations."""
 
 from __future__ import annotations
 
@@ -7,26 +7,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import anyio
 import pytest
-from attrs import frozen
 
 from rungen_async import Job, JobStatus
 from rungen_async._cli._files import MAX_REPORTED, ResultsWriter, parse_inputs, read_results
 from rungen_async._cli._output import Console, format_table, to_json
 from rungen_async._cli._parser import UsageError
-from rungen_async._cli._progress import ProgressBar, Tally, format_duration, render
-from rungen_async.testing import FakeClock
-
-
-@frozen
-class Stats:
-    """Stands in for the batch engine's BatchStats."""
-
-    queued: int = 5
-    running: int = 3
-    retries: int = 0
-    rate: float = 2.0
+from rungen_async._cli._progress import format_duration
 
 
 def test_format_table_aligns_columns() -> None:
@@ -136,55 +123,3 @@ def test_results_survive_a_torn_last_line(tmp_path: Path) -> None:
 def test_format_duration() -> None:
     """Minutes and seconds, hours only when needed."""
     assert [format_duration(s) for s in (0, 65, 3725)] == ["0:00", "1:05", "1:02:05"]
-
-
-def test_render_shows_counts_rate_and_eta() -> None:
-    """The line has the bar, done/total, outcomes, running/queued, rate and ETA."""
-    tally = Tally(10)
-    for ok in (True, True, True, False):
-        tally.add(ok)
-
-    line = render(tally, Stats(retries=2), bar=True)
-
-    assert line == (
-        "[##########--------------] | 4/10  40% | ok 3  failed 1 | running 3  queued 5 "
-        "| 2.0/s | ETA 0:03 | retries 2"
-    )
-
-
-def test_progress_bar_redraws_in_place_on_a_tty() -> None:
-    """On a terminal each draw starts with \\r and pads over the longer previous line."""
-    err = io.StringIO()
-    bar = ProgressBar(Console(io.StringIO(), err), Tally(2), clock=FakeClock(), tty=True)
-
-    bar.draw(Stats(queued=100))
-    bar.draw(Stats(queued=1))
-    bar.finish(None)
-
-    first, second, final = err.getvalue().split("\r")[1:]
-    assert len(second) == len(first)
-    assert final.endswith("\n")
-
-
-async def test_progress_bar_prints_plain_lines_when_not_a_tty() -> None:
-    """Off a terminal it prints a line per interval, read from the stats each time."""
-    err = io.StringIO()
-    clock = FakeClock()
-    bar = ProgressBar(Console(io.StringIO(), err), Tally(3), clock=clock, tty=False)
-    reads = 0
-
-    def stats() -> Stats:
-        nonlocal reads
-        reads += 1
-        if reads == 3:
-            scope.cancel()
-        return Stats()
-
-    with anyio.CancelScope() as scope:
-        await bar.run(stats)
-
-    lines = err.getvalue().splitlines()
-    assert len(lines) == 3
-    assert all(line.startswith("progress: 0/3") for line in lines)
-    assert bar.interval == 5.0
-    assert clock.now() >= 15.0
