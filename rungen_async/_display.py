@@ -14,9 +14,15 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    from ._batch._outcomes import BatchResult, Outcome
     from ._models import App, Job
 
-_STATUS_COLOURS = {"COMPLETED": "#1a7f37", "FAILED": "#cf222e", "CANCELED": "#6e7781"}
+_STATUS_COLOURS = {
+    "COMPLETED": "#1a7f37",
+    "FAILED": "#cf222e",
+    "REJECTED": "#cf222e",
+    "CANCELED": "#6e7781",
+}
 THUMBNAIL_PX = 128
 
 
@@ -102,4 +108,42 @@ def job_html(job: Job) -> str:
         f"<table>{cells}</table>"
         f"<div>{images_html(job.image_urls)}</div>"
         "</div>"
+    )
+
+
+def outcome_html(outcome: Outcome) -> str:
+    """An HTML card for one batch outcome: its kind, its error, and its job's card."""
+    colour = _STATUS_COLOURS.get(outcome.kind.value, "#9a6700")
+    error = (
+        ""
+        if outcome.error is None
+        else f"<div><code>{html.escape(_short(str(outcome.error), 300))}</code></div>"
+    )
+    job = "" if outcome.job is None else job_html(outcome.job)
+    return (
+        "<div class='rungen-outcome'>"
+        f"<b>Outcome #{outcome.index}</b> "
+        f"<span style='color:{colour};font-weight:bold'>{html.escape(outcome.kind.value)}</span>"
+        f"{' (resumed)' if outcome.resumed else ''}{error}{job}</div>"
+    )
+
+
+def batch_html(result: BatchResult, *, images: int = 24) -> str:
+    """A summary of a batch: counts per kind, the first failures, and up to *images* images."""
+    counts: dict[str, int] = {}
+    for outcome in result.outcomes:
+        counts[outcome.kind.value] = counts.get(outcome.kind.value, 0) + 1
+    summary = ", ".join(f"{count} {html.escape(kind)}" for kind, count in sorted(counts.items()))
+    urls = [url for job in result.jobs for url in job.image_urls][:images]
+    failures = "".join(
+        f"<li>#{o.index} {html.escape(o.kind.value)}: "
+        f"{html.escape(_short(str(o.error), 200)) if o.error else ''}</li>"
+        for o in result.failures[:10]
+    )
+    return (
+        "<div class='rungen-batch'>"
+        f"<b>Batch</b>: {len(result.outcomes)} outcomes ({summary or 'none'}), "
+        f"{result.stats.elapsed:.1f} s"
+        f"{f'<ul>{failures}</ul>' if failures else ''}"
+        f"<div>{images_html(urls)}</div></div>"
     )

@@ -79,3 +79,27 @@ def test_job_html_escapes_the_error_text() -> None:
 
     assert "&lt;b&gt;boom&lt;/b&gt;" in page
     assert "<b>boom</b>" not in page
+
+
+async def test_outcome_and_batch_result_render_in_a_notebook() -> None:
+    """Outcome and BatchResult have short reprs and HTML cards with counts and thumbnails."""
+    from rungen_async.testing import FakeRunGen
+
+    fake = FakeRunGen()
+    app_id = fake.create_app(active_workers=4)
+    inputs = [{"prompt": "ok"}, {"prompt": "bad", "_fail": "out of <memory>"}]
+    async with fake.client() as rg:
+        result = await rg.run_batch(app_id, inputs)
+
+    done, failed = result.outcomes
+    page = result._repr_html_()
+    assert "\n" not in repr(result)
+    assert len(repr(done)) < 120
+    assert "COMPLETED" in done._repr_html_()
+    assert done.job is not None
+    assert f'<img src="{done.job.image_urls[0]}"' in done._repr_html_()
+    assert "out of &lt;memory&gt;" in failed._repr_html_()
+    assert "1 COMPLETED, 1 FAILED" in page
+    assert "<img src=" in page
+    assert "out of &lt;memory&gt;" in page
+    assert fake.api_key not in page + repr(result)

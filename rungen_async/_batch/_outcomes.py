@@ -56,6 +56,12 @@ class Outcome:
         resumed = " resumed" if self.resumed else ""
         return f"<{type(self).__name__} #{self.index} {self.kind.value}{job}{error}{resumed}>"
 
+    def _repr_html_(self) -> str:
+        """A notebook card: the kind, the error, and the job's status and images."""
+        from .._display import outcome_html
+
+        return outcome_html(self)
+
     @property
     def ok(self) -> bool:
         """Whether the job COMPLETED."""
@@ -321,6 +327,12 @@ class BatchResult:
             f"{len(self.outcomes) - s.completed} not; cancelled {len(self.cancelled_job_ids)}, "
             f"left running {len(self.left_running_job_ids)}>"
         )
+
+    def _repr_html_(self) -> str:
+        """A notebook summary: counts per kind, the first failures, thumbnails of the images."""
+        from .._display import batch_html
+
+        return batch_html(self)
 
     @property
     def ok(self) -> bool:
