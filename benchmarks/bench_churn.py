@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
@@ -62,8 +62,15 @@ class _IdleClosing(asyncio.Protocol):
 @contextmanager
 def python_server() -> Iterator[str]:
     """The idle-closing server in a thread (and event loop) of its own; yields its URL."""
+    with serve_in_thread(_IdleClosing) as url:
+        yield url
+
+
+@contextmanager
+def serve_in_thread(protocol: Callable[[], asyncio.Protocol]) -> Iterator[str]:
+    """Serve *protocol* on 127.0.0.1 from a thread with its own event loop; yields the URL."""
     loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(loop.create_server(_IdleClosing, "127.0.0.1", 0))
+    server = loop.run_until_complete(loop.create_server(protocol, "127.0.0.1", 0))
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:

@@ -17,11 +17,12 @@ import json
 import resource
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+
+from benchmarks.bench_churn import serve_in_thread
 
 MiB = 1 << 20
 PIECE = b"a" * 65536
@@ -66,17 +67,8 @@ class _Flood(asyncio.Protocol):
 def flood_server(kind: str, size: int) -> Iterator[str]:
     """A flooding server in its own thread and loop; yields its URL."""
     protocol = type("Flood", (_Flood,), {"kind": kind, "size": size})
-    loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(loop.create_server(protocol, "127.0.0.1", 0))
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        loop.call_soon_threadsafe(server.close)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with serve_in_thread(protocol) as url:
+        yield url
 
 
 async def _fetch(client_name: str, url: str) -> str:
