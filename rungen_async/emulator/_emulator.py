@@ -135,7 +135,7 @@ class Emulator:
     def _handle(self, request: EmulatorRequest, *, internal: bool) -> EmulatorResponse:
         now = self.clock.now()
         if self._origin is None:
-            self._origin = now
+            self._anchor(now)
         user_id: str | None = None
         fault: str | None = None
         try:
@@ -213,10 +213,20 @@ class Emulator:
             return self._variant_rng.choice(("reference", "alternate"))
         return self.variants
 
+    def _anchor(self, now: float) -> None:
+        # The clock reading and the wall-clock time of the first request, taken together:
+        # a `created_at` is that time plus the clock's progress since, so it agrees with
+        # the `Date` header (taking them apart let it run ahead by the time in between).
+        self._origin = now
+        if self._start_time is None:
+            self._start_time = datetime.now(UTC)
+
     def _stamp(self, reading: float) -> datetime:
-        start = self._start_time or datetime.now(UTC)
-        self._start_time = start
-        return start + timedelta(seconds=reading - (self._origin or 0.0))
+        if self._origin is None:
+            self._anchor(self.clock.now())
+        assert self._start_time is not None
+        assert self._origin is not None
+        return self._start_time + timedelta(seconds=reading - self._origin)
 
     # -- inspecting and steering from Python ------------------------------------------------
 

@@ -93,7 +93,8 @@ class Api:
 
     def _team(self, request: EmulatorRequest, user: User, action: Action) -> str | None:
         team_id = request.headers.get("x-team-id") or None
-        if team_id is None:
+        if team_id is None or team_id.strip().lower() == "null":
+            # The create tutorial says the header "can be null": the personal context.
             return None
         role = self.accounts.role_of(user, team_id)
         if role is None:

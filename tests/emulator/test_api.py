@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -300,3 +302,40 @@ def test_result_override_and_no_image(emulator: Emulator) -> None:
 
     assert job_body(emulator, app_id, job_id)["result"] == {"text": "hi"}
     assert call(emulator, "GET", f"/_emulator/outputs/{job_id}.png").status == 404
+
+
+def test_created_at_agrees_with_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """created_at follows the wall clock even when the first stamp comes after other
+    requests (it ran ahead by the time between the first request and the first stamp)."""
+    from rungen_async.emulator import _emulator
+
+    wall = [datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)]
+
+    class Wall(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Wall:
+            return cls.fromtimestamp(wall[0].timestamp(), tz)
+
+    monkeypatch.setattr(_emulator, "datetime", Wall)
+    clock = ManualClock()
+    emulator = Emulator(clock=clock)
+    assert call(emulator, "GET", "/nope").status == 404  # a first request, nothing stamped
+    clock.time += 7.0  # the monotonic clock and the wall clock move on together
+    wall[0] += timedelta(seconds=7)
+
+    created = call(emulator, "POST", "/app", app_body()).json()
+    stamp = datetime.fromisoformat(created.get("data", created)["created_at"])
+
+    assert stamp.replace(tzinfo=UTC) == wall[0]  # it was 7 s ahead: 12:00:14
+
+
+def test_team_header_null_is_the_personal_context() -> None:
+    """The create tutorial says x-team-id "can be null": `x-team-id: null` is personal."""
+    emulator = Emulator(clock=ManualClock())
+
+    created = call(emulator, "POST", "/app", app_body(), team="null")
+    listed = call(emulator, "GET", "/app").json()
+
+    assert created.status == 201
+    app = created.json().get("data", created.json())
+    assert app["id"] in json.dumps(listed)  # listed in the personal context
