@@ -141,13 +141,21 @@ async def execute(
     async def app_counters() -> JobCounters | None:  # the API's running and queued counts
         return (await rg.get_app(plan.app_id)).jobs
 
-    async def download(index: int, job: Job) -> None:
+    async def download(index: int, job: Job, record: dict[str, Any] | None = None) -> None:
+        """Fetch a job's files; then write its results line (*record*) with their paths."""
         assert downloader is not None
         try:
-            await downloader.fetch(index, job)
+            files = await downloader.fetch(index, job)
         except DownloadError as exc:
             report.download_errors.append(f"item {index}: {exc}")
             console.error(f"item {index}: {exc}")
+            if record is not None:
+                record["download_error"] = str(exc)
+        else:
+            if record is not None:
+                record["files"] = files
+        if record is not None:
+            writer.append(record)
 
     try:
         async with session.download_client() as http, anyio.create_task_group() as outer:
@@ -176,13 +184,17 @@ async def execute(
                 ) as batch:
                     holder.append(batch)
                     async for outcome in batch:
-                        line = plan.inputs[outcome.index].line
-                        if not writer.write(outcome_record(outcome, line)):
+                        record = outcome_record(outcome, plan.inputs[outcome.index].line)
+                        if not writer.claim(outcome.index):
                             continue  # recorded by an earlier run
                         report.kinds[outcome.kind.name] += 1
                         report.tally.add(outcome.ok)
                         if downloader is not None and outcome.ok and outcome.job is not None:
-                            downloads.start_soon(download, outcome.index, outcome.job)
+                            # Its line is written once its files are saved, naming them; a
+                            # crash before that leaves it to --resume (the journal has it).
+                            downloads.start_soon(download, outcome.index, outcome.job, record)
+                        else:
+                            writer.append(record)
                     report.stats = batch.stats
             outer.cancel_scope.cancel()
     finally:

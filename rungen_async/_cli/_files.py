@@ -49,8 +49,8 @@ def parse_inputs(path: Path) -> list[InputLine]:
         except UnicodeDecodeError:
             problems.append(f"{path}:{number}: not UTF-8 text")
             continue
-        except ValueError as exc:
-            problems.append(f"{path}:{number}: not valid JSON: {exc}")
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}:{number}: not valid JSON: {_json_problem(exc)}")
             continue
         if not isinstance(value, dict):
             problems.append(f"{path}:{number}: expected a JSON object, got {type(value).__name__}")
@@ -113,14 +113,33 @@ class ResultsWriter:
 
     def write(self, record: dict[str, Any]) -> bool:
         """Append *record* unless its ``index`` is already written; say whether it was."""
-        index = record["index"]
+        if not self.claim(record["index"]):
+            return False
+        self.append(record)
+        return True
+
+    def claim(self, index: int) -> bool:
+        """Reserve item *index*'s line (written later by `append`); False if it has one."""
         if index in self.written:
             return False
         self.written.add(index)
+        return True
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append *record* (its index claimed) and flush it."""
         self._stream.write(dumps(record) + "\n")
         self._stream.flush()
-        return True
 
     def close(self) -> None:
         """Close the file."""
         self._stream.close()
+
+
+
+def _json_problem(exc: json.JSONDecodeError) -> str:
+    """The decoder's message, said plainly where a trailing comma caused it."""
+    doc, pos = exc.doc, exc.pos
+    before = doc[:pos].rstrip()
+    if doc[pos : pos + 1] in ("}", "]") and before.endswith(","):
+        return f"trailing comma at column {len(before)} (JSON allows none before }} or ]): {exc}"
+    return str(exc)

@@ -88,6 +88,19 @@ async def test_batch_reports_malformed_lines_before_submitting(
     assert not (tmp_path / "out.jsonl").exists()
 
 
+async def test_batch_names_a_trailing_comma(cli: Cli, fake: FakeRunGen, tmp_path: Path) -> None:
+    """A trailing comma, the commonest hand-edit slip, is called by its name and column."""
+    app_id = fake.create_app()
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text('{"prompt": "ok"}\n{"prompt": "a fox", "steps": 4,}\n')
+
+    result = await cli("batch", app_id, str(inputs), "-o", str(tmp_path / "out.jsonl"))
+
+    assert result.code == EXIT_USAGE
+    assert f"{inputs}:2: not valid JSON: trailing comma at column 31" in result.stderr
+    assert fake.requests == []
+
+
 async def test_batch_refuses_to_overwrite_an_earlier_run(
     cli: Cli, fake: FakeRunGen, tmp_path: Path
 ) -> None:
@@ -138,6 +151,8 @@ async def test_batch_downloads_images_without_the_api_key(
     assert len(downloads.headers) == 11
     assert all("x-api-key" not in headers for headers in downloads.headers)
     assert "(11 saved this run)" in result.stdout
+    records = read_lines(tmp_path / "out.jsonl")
+    assert sorted(path for r in records for path in r["files"]) == [str(p) for p in saved]
 
 
 async def test_batch_download_failure_exits_1(cli: Cli, fake: FakeRunGen, tmp_path: Path) -> None:
@@ -157,6 +172,9 @@ async def test_batch_download_failure_exits_1(cli: Cli, fake: FakeRunGen, tmp_pa
     assert result.code == EXIT_FAILED
     assert "cannot download" in result.stderr
     assert "HTTP 404" in result.stderr
+    (record,) = read_lines(tmp_path / "out.jsonl")
+    assert record["status"] == "COMPLETED"
+    assert "HTTP 404" in record["download_error"]
 
 
 class _StopAfterSubmits(httpx.AsyncBaseTransport):
