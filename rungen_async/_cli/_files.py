@@ -135,7 +135,6 @@ class ResultsWriter:
         self._stream.close()
 
 
-
 def _json_problem(exc: json.JSONDecodeError) -> str:
     """The decoder's message, said plainly where a trailing comma caused it."""
     doc, pos = exc.doc, exc.pos
