@@ -261,17 +261,37 @@ def _refuse_if_running(journal: Path) -> None:
         ) from None
 
 
+def _hold_results(output: Path) -> JournalLock:
+    """Lock the results file for this run, before it is read or rewritten.
+
+    The journal's own lock is taken only when the batch starts; without this, a second
+    run started at the same moment could rewrite the first one's results file first.
+    """
+    try:
+        return JournalLock(output)
+    except JournalLockedError as exc:
+        who = f"process {exc.pid}" if exc.pid else "another process"
+        raise UsageError(
+            f"results file {output} is in use by {who}: wait for that run to finish, or stop "
+            "it, then run again"
+        ) from None
+
+
 async def run_batch(session: Session) -> int:
     """Run ``rungen batch``."""
     plan = plan_from_args(session)
-    report, previous = new_report(plan)
-    async with session.client() as rg:
-        finished = False
-        try:
-            await execute(session, rg, plan, report, previous)
-            finished = True
-        finally:
-            if not finished:
-                print_interrupted(session.console, plan, report)
+    held = _hold_results(plan.output)
+    try:
+        report, previous = new_report(plan)
+        async with session.client() as rg:
+            finished = False
+            try:
+                await execute(session, rg, plan, report, previous)
+                finished = True
+            finally:
+                if not finished:
+                    print_interrupted(session.console, plan, report)
+    finally:
+        held.release()
     print_summary(session.console, plan, report)
     return EXIT_OK if report.all_ok else EXIT_FAILED

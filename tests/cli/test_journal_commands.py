@@ -121,3 +121,25 @@ async def test_resend_unconfirmed_needs_resume(cli: Cli, fake: FakeRunGen, tmp_p
 
     assert result.code == EXIT_USAGE
     assert "--resend-unconfirmed goes with --resume" in result.stderr
+
+
+async def test_a_results_file_in_use_is_refused_before_it_is_touched(
+    cli: Cli, fake: FakeRunGen, tmp_path: Path
+) -> None:
+    """Two runs started at once: the one that finds the results file locked changes nothing."""
+    from rungen_async._batch._lock import JournalLock
+
+    app_id = fake.create_app(active_workers=4)
+    inputs = write_inputs(tmp_path / "in.jsonl", prompts(3))
+    output = tmp_path / "out.jsonl"
+    output.write_text('{"index": 0, "line": 1, "status": "COMPLETED", "job_id": "j0"}\n')
+    held = JournalLock(output)
+    try:
+        result = await cli("batch", app_id, str(inputs), "-o", str(output), "--resume")
+    finally:
+        held.release()
+
+    assert result.code == EXIT_USAGE
+    assert f"results file {output} is in use by process {os.getpid()}" in result.stderr
+    assert output.read_text().count("\n") == 1
+    assert fake.requests == []
