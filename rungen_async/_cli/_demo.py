@@ -20,7 +20,7 @@ from .._http._retry import RetryPolicy
 from ..emulator import DEMO_API_KEY, Emulator, EmulatorServer, FaultConfig
 from ._batch import BatchPlan, execute, new_report
 from ._files import InputLine
-from ._parser import EXIT_FAILED, EXIT_OK, UsageError
+from ._parser import EXIT_FAILED, EXIT_OK, HelpShown, Parser, UsageError, help_stream
 from ._progress import format_duration
 from ._runtime import Session
 from ._summary import summary_json
@@ -71,14 +71,17 @@ async def _stop(server: EmulatorServer) -> None:
 
 
 async def run_emulator(session: Session) -> int:
-    """Run ``rungen emulator [FLAGS]``: serve until Ctrl-C (flags as ``python -m ...``)."""
-    from ..emulator.__main__ import _parser, build_emulator
+    """Run ``rungen emulator [FLAGS]``: serve until Ctrl-C (the emulator's own flags)."""
+    from ..emulator.__main__ import _parser, banner, build_emulator
 
     _require_uvicorn()
-    try:
-        options = _parser().parse_args(session.args.emulator_args)
-    except SystemExit as exc:  # --help, or a bad flag (argparse printed why)
-        return exc.code if isinstance(exc.code, int) else EXIT_FAILED
+    token = help_stream.set(session.runtime.stdout)
+    try:  # a bad flag raises UsageError, with the usage line of "rungen emulator"
+        options = _parser("rungen emulator", Parser).parse_args(session.args.emulator_args)
+    except HelpShown as shown:
+        return shown.status
+    finally:
+        help_stream.reset(token)
     try:
         emulator = build_emulator(options)
     except (OSError, ValueError) as exc:
@@ -87,13 +90,11 @@ async def run_emulator(session: Session) -> int:
     await _serve(server)
     try:
         console = session.console
-        console.out(f"RunGen emulator listening on {server.base_url}")
-        console.out(f"  demo API key: {options.api_key}")
-        console.out(
-            f"  try: RUNGEN_BASE_URL={server.base_url} RUNGEN_API_KEY={options.api_key} "
-            "rungen apps list"
-        )
-        console.out("  stop it with Ctrl-C")
+        # The emulator's demo key is public, so it shows even if $RUNGEN_API_KEY holds it;
+        # the banner names no other key.
+        console.unmask(options.api_key)
+        console.out(banner(emulator, server.base_url, options.api_key).rstrip("\n"))
+        console.out("Stop it with Ctrl-C.")
         await anyio.sleep_forever()
     finally:
         await _stop(server)

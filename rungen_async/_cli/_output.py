@@ -103,6 +103,11 @@ class Console:
         if secret and len(secret) >= 4 and secret not in self._secrets:
             self._secrets.append(secret)
 
+    def unmask(self, public: str) -> None:
+        """Stop masking *public* (a key meant to be shown, such as the emulator's demo key)."""
+        if public in self._secrets:
+            self._secrets.remove(public)
+
     def mask(self, text: str) -> str:
         """Return *text* with every secret replaced by ``***``."""
         for secret in self._secrets:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._config import ENV_API_KEY, ENV_BASE_URL, ENV_TEAM_ID, ENV_USER_ID
 from ._accounts import DEMO_API_KEY, DEMO_USER_NAME, Accounts
 from ._asgi import EmulatorASGI
 from ._emulator import Emulator
@@ -21,9 +23,13 @@ from ._faults import FaultConfig
 from ._server import bind_socket, uvicorn_config
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m rungen_async.emulator",
+def _parser(
+    prog: str = "python -m rungen_async.emulator",
+    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    """The emulator's flags; ``rungen emulator`` passes its own name and parser class."""
+    parser = parser_class(
+        prog=prog,
         description="Serve a local emulation of the RunGen.AI API.",
     )
     add = parser.add_argument
@@ -123,13 +129,39 @@ def build_emulator(args: argparse.Namespace) -> Emulator:
     )
 
 
-def _banner(emulator: Emulator, base_url: str, demo_key: str | None) -> str:
+def banner(emulator: Emulator, base_url: str, demo_key: str | None) -> str:
+    """
+    What to use with the emulator: the key, user id and team id, and ``export`` lines.
+
+    The only key shown is the demo user's (*demo_key*; None when the demo user is not
+    there): the keys of users from ``--user`` or ``--config`` are theirs to know.
+    """
+    users = list(emulator.accounts.users.values())
+    demo = next((user for user in users if user.name == DEMO_USER_NAME), None)
+    team = next(iter(emulator.accounts.teams.values()), None)
+    if demo is not None:
+        team = next((t for t in emulator.accounts.teams.values() if demo.id in t.members), team)
+    key = demo_key if demo is not None and demo_key is not None else "<your user's key>"
     lines = [f"RunGen emulator listening on {base_url}"]
-    if demo_key is not None:
-        lines.append(f"  demo API key: {demo_key}")
-    lines.extend(f"  user {user.name}: id {user.id}" for user in emulator.accounts.users.values())
-    lines.extend(f"  team {team.name}: id {team.id}" for team in emulator.accounts.teams.values())
-    lines.append(f"  try: curl -H 'x-api-key: {demo_key or '<key>'}' {base_url}/app")
+    if demo is not None:
+        lines.append(f"  API key: {key} (user {demo.name})")
+        lines.append(f"  user id: {demo.id}")
+    if team is not None:
+        lines.append(f"  team id: {team.id} (team {team.name}; omit it for the personal context)")
+    lines.extend(f"  user {user.name}: id {user.id}" for user in users if user is not demo)
+    lines.extend(
+        f"  team {other.name}: id {other.id}"
+        for other in emulator.accounts.teams.values()
+        if other is not team
+    )
+    lines.append("Paste into your shell to point rungen and the SDK at it:")
+    lines.append(f"  export {ENV_API_KEY}={shlex.quote(key)}")
+    lines.append(f"  export {ENV_BASE_URL}={shlex.quote(base_url)}")
+    if demo is not None:
+        lines.append(f"  export {ENV_USER_ID}={demo.id}")
+    if team is not None:
+        # commented out: pasted as is, the block acts in the personal context
+        lines.append(f"  # export {ENV_TEAM_ID}={team.id}  (to act in team {team.name})")
     return "\n".join(lines) + "\n"
 
 
@@ -149,8 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sock = bind_socket(args.host, args.port)
     host, port = sock.getsockname()[:2]
     base_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    has_demo = any(user.name == DEMO_USER_NAME for user in emulator.accounts.users.values())
-    sys.stdout.write(_banner(emulator, base_url, args.api_key if has_demo else None))
+    sys.stdout.write(banner(emulator, base_url, args.api_key))
     sys.stdout.flush()
     logging.getLogger("rungen_async.emulator").setLevel(args.log_level.upper())
     server = uvicorn.Server(
