@@ -256,6 +256,39 @@ async def test_polling_learns_run_times(rg: AsyncRunGen, app_id: str) -> None:
     assert result.stats.status_requests / 600 < 3.5
 
 
+async def test_a_first_wave_larger_than_a_chunk_is_placed_in_steps(fake: FakeRunGen) -> None:
+    """
+    A first wave of 2,500 jobs is placed over several poller steps (the event loop runs
+    between them), and every job is still checked near its run time, not at a rare check.
+    """
+
+    class Spy(PollScheduler[int]):
+        steps = 0
+
+        def place(self, now: float) -> None:
+            self.steps += 1
+            super().place(now)
+
+    fake.emulator.api.max_workers = 2500  # every job runs at once: one first wave
+    app_id = fake.create_app(active_workers=2500)
+    scheduler = Spy(sweep_threshold=None)
+    async with fake.client(retry=FAST_RETRY) as rg:
+        started = rg.clock.now()
+        result = await rg.run_batch(
+            app_id,
+            prompts(2500, _duration=5),
+            max_in_flight=2500,
+            poll_rate=5000,
+            scheduler=scheduler,
+        )
+        elapsed = rg.clock.now() - started
+
+    assert result.ok
+    assert len(result.outcomes) == 2500
+    assert scheduler.steps >= 3  # 2,500 jobs: plan, time and push, a chunk at a time
+    assert elapsed < 8.0  # 5 s jobs: seen done within the plan's delay, not at 30 s
+
+
 async def test_rate_limit_halves_submit_concurrency(
     rg: AsyncRunGen, app_id: str, fake: FakeRunGen
 ) -> None:

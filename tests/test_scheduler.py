@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rungen_async import PollScheduler
-from rungen_async._batch._scheduler import DurationModel, _kaplan_meier, plan_checks
+from rungen_async._batch import _scheduler
+from rungen_async._batch._scheduler import (
+    PLACE_CHUNK,
+    DurationModel,
+    _kaplan_meier,
+    plan_checks,
+)
 
 durations = st.lists(
     st.floats(min_value=0.05, max_value=600, allow_nan=False), min_size=1, max_size=300
@@ -362,3 +368,94 @@ def test_a_stuck_scout_does_not_keep_the_plan_provisional() -> None:
     assert scheduler._censored(5.3) == [5.3]  # the fourth scout still counts at 5.3 s
 
     assert scheduler._censored(100.0) == []  # at 100 s (over 3x every sample) it is stuck
+
+
+def _released_first_wave(wave: int) -> PollScheduler[int]:
+    """Three scouts and a first wave of *wave* jobs, the third scout just seen finished."""
+    scheduler: PollScheduler[int] = PollScheduler(cold_scouts=3, scout_every=10**9)
+    scheduler.poll_rate = 500.0
+    scheduler.sweeping = True
+    for key in range(3):
+        scheduler.add(key, 0.0)
+    for key in range(3, 3 + wave):
+        scheduler.add(key, 1.0 + key / wave)
+    scheduler.quiet_until = 9.9
+    scheduler.wake_scouts(9.9)
+    for key in range(3):
+        assert scheduler.pop_due(9.9) == key
+        scheduler.checked(key, 10.0 + key / 10, finished=True)
+    return scheduler
+
+
+def _live_schedule(scheduler: PollScheduler[int]) -> dict[int, float]:
+    live = scheduler._due
+    return {key: when for when, seq, key in scheduler._heap if live.get(key) == seq}
+
+
+def test_a_large_first_wave_is_placed_a_chunk_per_step() -> None:
+    """
+    Releasing 3 chunks' worth of jobs takes several `place` steps of at most a chunk each
+    (the event loop runs in between), and ends with the same schedule as one big step.
+    """
+    wave = 3 * PLACE_CHUNK
+    scheduler = _released_first_wave(wave)
+    assert scheduler.placing
+    assert scheduler.parked == wave  # nothing placed in the step that released them
+
+    steps = 0
+    while scheduler.placing:
+        before = scheduler.parked
+        scheduler.place(10.2)
+        assert before - scheduler.parked <= PLACE_CHUNK
+        steps += 1
+    assert steps > 3
+    assert scheduler.parked == 0
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_scheduler, "PLACE_CHUNK", wave)  # the whole wave in one step
+        at_once = _released_first_wave(wave)
+    assert not at_once.placing
+    assert _live_schedule(scheduler) == _live_schedule(at_once)
+    schedule = _live_schedule(scheduler)
+    assert len(schedule) == wave
+    # By the model (the burst drained from now on), not at a parked job's rare check:
+    assert 10.2 <= min(schedule.values()) < max(schedule.values()) < 10.2 + 5.0
+
+
+def test_a_job_swept_or_finished_while_its_wave_is_placed_keeps_that() -> None:
+    """A sweep or a finish between placement steps is not undone by the placement."""
+    scheduler = _released_first_wave(3 * PLACE_CHUNK)
+    swept, finished, last = 3, 4, 2 + 3 * PLACE_CHUNK
+    scheduler.sweep(10.2, [swept, last])
+    assert scheduler.pop_due(10.2) == swept
+    scheduler.checked(swept, 10.2, finished=True)
+    scheduler.place(10.2)  # the first chunk: `finished` is planned
+    scheduler.checked(finished, 10.3, finished=True)
+    while scheduler.placing:
+        scheduler.place(10.3)
+
+    schedule = _live_schedule(scheduler)
+    assert swept not in schedule
+    assert finished not in schedule
+    assert schedule[last] == 10.2  # still due at once, as the sweep made it
+    assert scheduler.pop_due(10.3) == last
+    assert len(schedule) == 3 * PLACE_CHUNK - 2
+
+
+def test_a_loop_of_next_due_and_pop_due_alone_places_a_large_wave() -> None:
+    """A hand-written poll loop that never calls `place` still gets every job placed."""
+    wave = 3 * PLACE_CHUNK
+    scheduler = _released_first_wave(wave)
+    popped: list[int] = []
+    rounds = 0
+    while (due := scheduler.next_due()) is not None and due <= 10.2:
+        key = scheduler.pop_due(10.2)
+        if key is not None:
+            popped.append(key)
+        rounds += 1
+        assert rounds < 2 * wave  # no livelock
+
+    assert not scheduler.placing
+    assert scheduler.parked == 0
+    assert len(popped) + len(_live_schedule(scheduler)) == wave  # each job once
+    assert not set(popped) & set(_live_schedule(scheduler))

@@ -28,7 +28,7 @@ from .._exceptions import (
 )
 from .._models import Job, JobStatus
 from ._outcomes import Outcome, OutcomeKind, StatsCounter, make_outcome
-from ._scheduler import PollScheduler
+from ._scheduler import PLACE_CHUNK, PollScheduler
 
 if TYPE_CHECKING:
     from .._client import AsyncRunGen
@@ -108,6 +108,10 @@ class Dispatcher:
         """Hand due checks to idle poll workers; sleep until the next is due (or a poke)."""
         clock, scheduler = self._clock, self._scheduler
         while True:
+            if scheduler.placing:  # a released cohort: a chunk, then let others run
+                scheduler.place(clock.now())
+                await anyio.lowlevel.checkpoint()
+                continue
             bound = False
             due = scheduler.next_due()
             if due is None and self._done():
@@ -290,6 +294,7 @@ class PollLane:
             counters = app.jobs
             if counters is None:
                 scheduler.stop_sweeping(clock.now())
+                self.poke(-math.inf)
                 return
             scheduler.queueing = counters.in_queue > 0
             unseen = counters.completed + counters.failed - baseline - self._observed_done
@@ -306,8 +311,11 @@ class PollLane:
                 # the oldest (running + finished) of them.
                 candidates = candidates[: counters.in_progress + unseen]
             if candidates and unseen >= threshold * len(candidates):
-                scheduler.sweep(now, candidates)
-                self.poke(-math.inf)
+                # In chunks, oldest first: 10,000 jobs made due in one step hold the loop.
+                for start in range(0, len(candidates), PLACE_CHUNK):
+                    scheduler.sweep(now, candidates[start : start + PLACE_CHUNK])
+                    self.poke(-math.inf)
+                    await anyio.lowlevel.checkpoint()
 
     async def _check_key(self, index: int) -> None:
         item = self.items.get(index)
@@ -336,6 +344,8 @@ class PollLane:
         if status.is_terminal:
             self._observed_done += status is not JobStatus.CANCELED
             scheduler.checked(item.index, now, finished=True)
+            if scheduler.placing:
+                self.poke(-math.inf)  # the poller places the released cohort
             kind = (
                 OutcomeKind.COMPLETED
                 if status.is_success
