@@ -21,6 +21,7 @@ Cases:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -70,7 +71,9 @@ def _inputs(n: int) -> Iterator[dict[str, Any]]:
         yield {"prompt": "a lighthouse at dawn, watercolor", "seed": i}
 
 
-async def _child(case: str, jobs: int, base_url: str | None) -> dict[str, Any]:
+async def _child(
+    case: str, jobs: int, base_url: str | None, gc_freeze: bool = False
+) -> dict[str, Any]:
     from rungen_async import AsyncRunGen
 
     options: dict[str, Any] = {"base_url": base_url or "http://127.0.0.1:9"}
@@ -80,7 +83,12 @@ async def _child(case: str, jobs: int, base_url: str | None) -> dict[str, Any]:
     poll_rate = 5000.0 if case == "inflight-loopback" else _INSTANT_POLL_RATE
     done = status_requests = 0
     lags: list[float] = []
+    not_gc: list[float] = []  # each tick's lateness less the GC pauses inside it
+    gc_clock = _GcClock()
+    steps = _StepClock(gc_clock)
     connections = 0
+    if gc_freeze:
+        gc.freeze()  # what a server can do after its imports: see the README
     cpu0, wall0 = time.process_time(), time.monotonic()
     async with AsyncRunGen(API_KEY, **options) as rg:
 
@@ -90,14 +98,17 @@ async def _child(case: str, jobs: int, base_url: str | None) -> dict[str, Any]:
             nonlocal connections
             while True:
                 due = time.monotonic() + 0.01
+                in_gc = gc_clock.total
                 await anyio.sleep(0.01)
-                lags.append(time.monotonic() - due)
+                late = time.monotonic() - due
+                lags.append(late)
+                not_gc.append(late - (gc_clock.total - in_gc))
                 fast = rg._core.fast
                 connections = max(connections, getattr(fast, "_open", 0))
 
         if case != "floor":
             async with anyio.create_task_group() as tg:
-                tg.start_soon(watch)
+                tg.start_soon(watch, name=_WATCHER)
                 async with rg.batch(
                     APP_ID, _inputs(jobs), max_in_flight=max_in_flight, poll_rate=poll_rate
                 ) as batch:
@@ -105,10 +116,19 @@ async def _child(case: str, jobs: int, base_url: str | None) -> dict[str, Any]:
                         done += outcome.ok
                 tg.cancel_scope.cancel()
             status_requests = batch.stats.status_requests
+    steps.stop()
+    gc_clock.stop()
     lags.sort()
     return {
         "loop_lag_p99_ms": 1000 * lags[int(0.99 * (len(lags) - 1))] if lags else None,
         "loop_lag_max_ms": 1000 * lags[-1] if lags else None,
+        "loop_lag_max_not_gc_ms": 1000 * max(not_gc) if not_gc else None,
+        "gc_pause_max_ms": 1000 * gc_clock.longest,
+        "step_max_wall_ms": 1000 * steps.wall,
+        "step_max_cpu_not_gc_ms": 1000 * steps.own,
+        "step_max_callback": steps.worst,
+        "gc_full_collections": gc_clock.full,
+        "gc_freeze": gc_freeze,
         "connections_max": connections if case != "lazy-inproc" else None,
         "case": case,
         "jobs": jobs,
@@ -120,6 +140,82 @@ async def _child(case: str, jobs: int, base_url: str | None) -> dict[str, Any]:
         "cpu_s": time.process_time() - cpu0,
         "maxrss_mb": peak_rss_mb(),
     }
+
+
+_WATCHER = "bench-memory-watch"  # the task name of the loop-lag ticker
+
+
+class _StepClock:
+    """
+    The longest single step of the event loop: each callback asyncio runs (a task step, an
+    I/O callback) timed in wall time and in process CPU, less the GC pauses inside it.
+
+    The loop-lag ticker sees every stall but cannot say whose it is: a GC pause, the OS
+    running another process on this core, or the SDK. A step's CPU time less its GC time
+    is the SDK's (and asyncio's) own work in that step.
+    """
+
+    def __init__(self, gc_clock: _GcClock) -> None:
+        import asyncio.events
+
+        self.wall = 0.0
+        self.own = 0.0  # CPU less GC, of the step with the most
+        self.worst = ""  # that step's callback
+        self._handle = asyncio.events.Handle
+        self._original = original = self._handle._run
+        clock = self
+
+        def timed(handle: Any) -> None:
+            in_gc, cpu, wall = gc_clock.total, time.process_time(), time.perf_counter()
+            try:
+                original(handle)
+            finally:
+                wall = time.perf_counter() - wall
+                own = time.process_time() - cpu - (gc_clock.total - in_gc)
+                if (wall > clock.wall or own > clock.own) and (
+                    name := _describe(handle)
+                ) != _WATCHER:  # the benchmark's own ticker is not the SDK's step
+                    clock.wall = max(clock.wall, wall)
+                    if own > clock.own:
+                        clock.own, clock.worst = own, name
+
+        self._handle._run = timed  # type: ignore[method-assign,assignment]
+
+    def stop(self) -> None:
+        self._handle._run = self._original  # type: ignore[method-assign]
+
+
+def _describe(handle: Any) -> str:
+    """A callback's task name (or the callback itself), for the longest step."""
+    owner = getattr(handle._callback, "__self__", None)
+    name = getattr(owner, "get_name", None)
+    return name() if callable(name) else repr(handle._callback)[:120]
+
+
+class _GcClock:
+    """
+    Time spent in CPython's garbage collector (`gc.callbacks`): its pauses are the
+    interpreter's, not a step of the SDK, so the loop lag is reported with and without them.
+    """
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.longest = 0.0
+        self.full = 0  # generation-2 collections
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.monotonic()
+            return
+        pause = time.monotonic() - self._started
+        self.total += pause
+        self.longest = max(self.longest, pause)
+        self.full += info["generation"] == 2
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 def peak_rss_mb() -> float:
@@ -203,8 +299,11 @@ def main() -> None:
     parser.add_argument("--case", choices=sorted(LABELS), required=True)
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--base-url")
+    parser.add_argument(
+        "--gc-freeze", action="store_true", help="gc.freeze() after the imports, as a server may"
+    )
     args = parser.parse_args()
-    print(json.dumps(anyio.run(_child, args.case, args.jobs, args.base_url)))
+    print(json.dumps(anyio.run(_child, args.case, args.jobs, args.base_url, args.gc_freeze)))
 
 
 if __name__ == "__main__":
