@@ -16,11 +16,9 @@ cancels the batch and surfaces as an exception group.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -29,19 +27,16 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._exceptions import (
-    AmbiguousRequestError,
     InvalidInputError,
-    RunGenError,
 )
-from .._models import Job, JobStatus
-from .._serde import structure_job
 from .._validation import check_id
-from ._journal import Journal, JournalItem
-from ._outcomes import BatchResult, BatchStats, Outcome, OutcomeKind, StatsCounter, make_outcome
-from ._poll import Item, PollLane, receive_soon, send_soon
+from ._feed import Feeder
+from ._journal import Journal
+from ._outcomes import BatchResult, BatchStats, Outcome, OutcomeKind, StatsCounter
+from ._poll import PollLane, receive_soon, send_soon
 from ._scheduler import PollScheduler
 from ._stop import stop_in_flight
-from ._submit import Refused, SubmitLane
+from ._submit import SubmitLane
 
 if TYPE_CHECKING:
     from .._client import AsyncRunGen
@@ -81,19 +76,10 @@ class Batch:
         on_progress: ProgressCallback | None,
         scheduler: PollScheduler[int] | None,
     ) -> None:
-        check_id("app_id", app_id)
-        for name, value in (("max_concurrency", max_concurrency), ("max_in_flight", max_in_flight)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"{name} must be a whole number >= 1, got {value!r}")
-        if not poll_rate > 0:
-            raise InvalidInputError(f"poll_rate must be > 0 requests per second, got {poll_rate!r}")
-        for name, limit in (("job_deadline", job_deadline), ("deadline", deadline)):
-            if limit is not None and not limit > 0:
-                raise InvalidInputError(f"{name} must be > 0 seconds, got {limit!r}")
+        _check_options(app_id, max_concurrency, max_in_flight, poll_rate, job_deadline, deadline)
         self._client = client
         self._clock = client.clock
         self.app_id = app_id
-        self._inputs = inputs
         self.max_concurrency = max_concurrency
         self._deadline = deadline
         self._journal_path = journal
@@ -115,11 +101,22 @@ class Batch:
             cancel_timed_out=cancel_timed_out,
             counter=self._counter,
             emit=self._emit,
-            more_coming=lambda: self._feeding or bool(self._pending_submits),
+            more_coming=lambda: self._feeder.more_coming,
+        )
+        self._slots = anyio.Semaphore(max_in_flight)
+        self._feeder = Feeder(
+            app_id,
+            inputs,
+            submits=self._submits,
+            polls=self._polls,
+            counter=self._counter,
+            clock=self._clock,
+            slots=self._slots,
+            restore=lambda outcome: send_soon(self._out_send, (outcome, False)),
+            emit=self._emit,
+            resend_unconfirmed=resend_unconfirmed,
         )
         self._tg: TaskGroup | None = None
-        self._feeding = True
-        self._pending_submits = 0
         self._scopes: list[anyio.CancelScope] = []
         self._finished = False
         #: Job ids cancelled remotely when the batch was left early.
@@ -131,7 +128,7 @@ class Batch:
         #: Job id to the error of a cancel that failed.
         self.cancel_errors: dict[str, BaseException] = {}
         #: Outcomes (CANCELED or TIMED_OUT) of items still in flight when the batch stopped.
-        self.unfinished: list[Outcome] = []
+        self.unfinished: list[Outcome] = self._feeder.unfinished
         # Outcomes, each with whether it holds an in-flight slot: the slot is freed when the
         # caller takes the outcome, so a slow consumer holds back new submits (backpressure).
         send, receive = anyio.create_memory_object_stream[tuple[Outcome, bool]](
@@ -140,7 +137,6 @@ class Batch:
         self._out_send: MemoryObjectSendStream[tuple[Outcome, bool]] = send
         self._out_receive: MemoryObjectReceiveStream[tuple[Outcome, bool]] = receive
         self._taken = 0
-        self._slots = anyio.Semaphore(max_in_flight)
         self._retries_at_start = 0
         self._stop_listening: Callable[[], None] = lambda: None
 
@@ -196,6 +192,7 @@ class Batch:
                 raise
         elif self._batch_id is None:
             self._batch_id = uuid.uuid4().hex
+        self._feeder.journal, self._feeder.batch_id = self._journal, self.batch_id
         self._counter.started = self._clock.now()
         self._retries_at_start = self._client.retry_count
         self._stop_listening = self._client.add_rate_limit_listener(self._submits.on_rate_limit)
@@ -269,7 +266,7 @@ class Batch:
             async with send_polls:
                 async with receive_items:
                     for _ in range(self.max_concurrency):
-                        tg.start_soon(self._submitter, receive_items.clone())
+                        tg.start_soon(self._feeder.submitter, receive_items.clone())
                 async with receive_polls:
                     for _ in range(polls.dispatcher.workers):
                         tg.start_soon(polls.dispatcher.worker, receive_polls.clone())
@@ -280,9 +277,7 @@ class Batch:
                 poller = anyio.create_task_group()
                 async with poller:
                     poller.start_soon(polls.dispatcher.poller, send_polls)
-                    await self._feed(send_items)
-                    self._feeding = False
-                    polls.poke(-math.inf)
+                    await self._feeder.feed(send_items)
             for scope in self._scopes:
                 scope.cancel()
         self._finished = True
@@ -299,83 +294,6 @@ class Batch:
         assert self._tg is not None
         # Ends the caller's `async with` too; __aexit__ then stops what is in flight.
         self._tg.cancel_scope.cancel()
-
-    # -- feeding and submitting --------------------------------------------------------------
-
-    async def _feed(self, send: MemoryObjectSendStream[tuple[int, Any]]) -> None:
-        journal = self._journal
-        async with send:
-            index = -1
-            async with contextlib.aclosing(_aiter(self._inputs)) as values:
-                async for value in values:
-                    index += 1
-                    known = None
-                    if journal is not None:
-                        known = journal.state(index)
-                        journal.check_input(index, value)
-                    if known is not None and (
-                        known.state == "finished"
-                        or (known.unconfirmed and not self._resend_unconfirmed)
-                    ):
-                        restored = _restored(self.app_id, value, known)
-                        self._counter.count(restored.kind, resumed=True)
-                        await send_soon(self._out_send, (restored, False))
-                        continue
-                    try:
-                        self._slots.acquire_nowait()
-                    except anyio.WouldBlock:
-                        await self._slots.acquire()
-                    if known is not None and known.state == "submitted" and known.job_id:
-                        # Submitted by an earlier run: re-attach by id, never submit again.
-                        job = Job(id=known.job_id, status=JobStatus.QUEUED)
-                        self._polls.track(
-                            Item(index, value, job, self._clock.now()), known_age=False
-                        )
-                        continue
-                    self._pending_submits += 1
-                    await send_soon(send, (index, value))
-
-    async def _submitter(self, receive: MemoryObjectReceiveStream[tuple[int, Any]]) -> None:
-        async with receive:
-            while True:
-                try:
-                    index, value = await receive_soon(receive)
-                except anyio.EndOfStream:
-                    return
-                try:
-                    await self._submit(index, value)
-                finally:
-                    self._pending_submits -= 1
-                    if not self._pending_submits and not self._feeding:
-                        self._polls.poke(-math.inf)
-
-    async def _submit(self, index: int, value: Any) -> None:
-        journal = self._journal
-        key = journal.key(index) if journal else f"{self._batch_id}:{index}"
-
-        def before_send() -> None:
-            if journal is not None:
-                journal.record_submitting(index, value)
-
-        job = await self._submits.submit(
-            value, key, wait_turn=self._polls.dispatcher.polls_first, before_send=before_send
-        )
-        if isinstance(job, Refused) and job.stopped:
-            # Stopped, and the answer outlasted the grace: journaled as unconfirmed.
-            outcome = make_outcome(job.kind, index=index, input=value, error=job.error)
-            if journal is not None:
-                journal.record_finished(index, outcome.to_journal())
-            self._counter.count(outcome.kind)
-            self.unfinished.append(outcome)
-            return
-        if isinstance(job, Refused):
-            await self._emit(make_outcome(job.kind, index=index, input=value, error=job.error))
-            self._polls.poke(-math.inf)  # the poller may be done, or may take the next input
-            return
-        if journal is not None:
-            journal.record_submitted(index, job.id)
-        self._counter.submitted += 1
-        self._polls.track(Item(index, value, job, self._clock.now()), known_age=True)
 
     # -- outcomes ----------------------------------------------------------------------------
 
@@ -396,35 +314,24 @@ class Batch:
         await stop_in_flight(self, items)
 
 
-def _restored(app_id: str, value: Any, known: JournalItem) -> Outcome:
-    """The outcome an earlier run journaled for an item (AMBIGUOUS if never confirmed)."""
-    job = structure_job(known.job, app_id) if known.job is not None else None
-    error: BaseException | None
-    if known.unconfirmed:
-        cause = f" ({known.error})" if known.error else ""
-        error = AmbiguousRequestError(
-            f"the submit of input {known.index} was never confirmed{cause}: the API may or may "
-            f"not have created its job; its idempotency key is {known.key!r}. Pass "
-            "resend_unconfirmed=True (CLI: --resend-unconfirmed) to send it again under that "
-            "key, safe only where the API honours keys",
-            method="POST",
-            path=f"/app/{app_id}/run_async",
-            idempotency_key=known.key,
-        )
-        kind = OutcomeKind.AMBIGUOUS
-    else:
-        error = RunGenError(known.error) if known.error else None
-        kind = OutcomeKind(known.kind or "FAILED")
-    return make_outcome(kind, index=known.index, input=value, job=job, error=error, resumed=True)
-
-
-async def _aiter(values: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any]:
-    if isinstance(values, AsyncIterable):
-        async for value in values:
-            yield value
-    else:
-        for value in values:
-            yield value
+def _check_options(
+    app_id: str,
+    max_concurrency: int,
+    max_in_flight: int,
+    poll_rate: float,
+    job_deadline: float | None,
+    deadline: float | None,
+) -> None:
+    """Refuse bad batch options with what to fix, before anything is sent."""
+    check_id("app_id", app_id)
+    for name, value in (("max_concurrency", max_concurrency), ("max_in_flight", max_in_flight)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(f"{name} must be a whole number >= 1, got {value!r}")
+    if not poll_rate > 0:
+        raise InvalidInputError(f"poll_rate must be > 0 requests per second, got {poll_rate!r}")
+    for name, limit in (("job_deadline", job_deadline), ("deadline", deadline)):
+        if limit is not None and not limit > 0:
+            raise InvalidInputError(f"{name} must be > 0 seconds, got {limit!r}")
 
 
 async def collect(batch: Batch) -> BatchResult:
