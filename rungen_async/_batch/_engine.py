@@ -26,9 +26,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .._exceptions import (
-    InvalidInputError,
-)
+from .._exceptions import InvalidInputError
 from .._validation import check_id
 from ._feed import Feeder
 from ._journal import Journal
