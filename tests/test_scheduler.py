@@ -9,10 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rungen_async import PollScheduler
-from rungen_async._batch import _scheduler
+from rungen_async._batch import _cohort
+from rungen_async._batch._cohort import PLACE_CHUNK
 from rungen_async._batch._scheduler import (
-    PLACE_CHUNK,
     DurationModel,
+    _DueHeap,
     _kaplan_meier,
     plan_checks,
 )
@@ -120,13 +121,13 @@ def test_scheduler_never_loses_or_resurrects_a_job(
         elif kind == "advance":
             now += amount
         elif kind == "sweep":
-            scheduler.sweep(now, scheduler.sweepable(now))
+            scheduler.cohort.sweep(now, scheduler.cohort.sweepable(now))
         elif kind == "sweeping":
-            scheduler.sweeping = True
+            scheduler.cohort.sweeping = True
         elif kind == "wake":
-            scheduler.wake_scouts(now)
+            scheduler.cohort.wake_scouts(now)
         elif kind == "stop":
-            scheduler.stop_sweeping(now)
+            scheduler.cohort.stop_sweeping(now)
         elif tracked and kind == "remove":
             key = min(tracked)
             scheduler.remove(key)
@@ -173,12 +174,12 @@ def test_scheduler_never_loses_or_resurrects_a_job(
 def test_sweep_makes_every_old_enough_parked_job_due(ages: list[float]) -> None:
     """A sweep makes the parked jobs it is given due at once (and only those)."""
     scheduler: PollScheduler[int] = PollScheduler(cold_scouts=0)
-    scheduler.sweeping = True
+    scheduler.cohort.sweeping = True
     for key, age in enumerate(ages):
         scheduler.add(key, 10.0 - age)
 
-    keys = scheduler.sweepable(10.0)
-    swept = scheduler.sweep(10.0, keys)
+    keys = scheduler.cohort.sweepable(10.0)
+    swept = scheduler.cohort.sweep(10.0, keys)
 
     assert swept == len(keys) == len(ages)
     due = []
@@ -190,12 +191,12 @@ def test_sweep_makes_every_old_enough_parked_job_due(ages: list[float]) -> None:
 def test_scouts_wait_for_the_counters_then_are_checked_at_once() -> None:
     """While sweeping, scouts cost nothing until jobs start to finish, then are due at once."""
     scheduler: PollScheduler[int] = PollScheduler(cold_scouts=2)
-    scheduler.sweeping = True
+    scheduler.cohort.sweeping = True
     for key in range(5):
         scheduler.add(key, 0.0)
 
     assert scheduler.pop_due(10.0) is None  # every job, scouts included, is parked
-    scheduler.wake_scouts(4.0)
+    scheduler.cohort.wake_scouts(4.0)
 
     due = [scheduler.pop_due(4.0), scheduler.pop_due(4.0), scheduler.pop_due(4.0)]
     assert due == [0, 1, None]  # the two scouts, and only them
@@ -204,10 +205,10 @@ def test_scouts_wait_for_the_counters_then_are_checked_at_once() -> None:
 def test_quiet_counters_narrow_a_scouts_sample() -> None:
     """A reading with nothing unseen at 4.5 s bounds the first scout's run time from below."""
     scheduler: PollScheduler[int] = PollScheduler(cold_scouts=1)
-    scheduler.sweeping = True
+    scheduler.cohort.sweeping = True
     scheduler.add(0, 0.0)
-    scheduler.quiet_until = 4.5
-    scheduler.wake_scouts(4.6)
+    scheduler.cohort.quiet_until = 4.5
+    scheduler.cohort.wake_scouts(4.6)
     assert scheduler.pop_due(4.6) == 0
 
     scheduler.checked(0, 4.7, finished=True)
@@ -218,20 +219,20 @@ def test_quiet_counters_narrow_a_scouts_sample() -> None:
 def test_first_wave_is_placed_by_the_model_once_three_scouts_finished() -> None:
     """One sample says too little to place the first wave; three place it near their times."""
     scheduler: PollScheduler[int] = PollScheduler(cold_scouts=3)
-    scheduler.sweeping = True
+    scheduler.cohort.sweeping = True
     for key in range(10):
         scheduler.add(key, 0.0)
-    scheduler.wake_scouts(4.0)
+    scheduler.cohort.wake_scouts(4.0)
     scouts = [scheduler.pop_due(4.0) for _ in range(3)]
     assert scouts == [0, 1, 2]
 
     scheduler.checked(0, 4.2, finished=True)
-    assert scheduler.parked == 7  # the first wave still waits
+    assert scheduler.cohort.parked == 7  # the first wave still waits
 
     scheduler.checked(1, 4.4, finished=True)
     scheduler.checked(2, 4.6, finished=True)
 
-    assert scheduler.parked == 0
+    assert scheduler.cohort.parked == 0
     due = scheduler.next_due()
     assert due is not None
     assert 4.6 <= due < 6.0  # near the measured run times, not a parked job's rare check
@@ -321,21 +322,19 @@ def test_a_burst_of_checks_is_centred_on_its_planned_time() -> None:
     def first_wave_due(poll_rate: float | None) -> list[float]:
         scheduler: PollScheduler[int] = PollScheduler(cold_scouts=3)
         scheduler.poll_rate = poll_rate
-        scheduler.sweeping = True
+        scheduler.cohort.sweeping = True
         for key in range(3):
             scheduler.add(key, 0.0)  # the scouts
         for key in range(3, 203):
             scheduler.add(key, 5.0)  # the first wave, submitted together
-        scheduler.quiet_until = 9.9  # the counters: nothing had finished at 9.9 s
-        scheduler.wake_scouts(9.9)
+        scheduler.cohort.quiet_until = 9.9  # the counters: nothing had finished at 9.9 s
+        scheduler.cohort.wake_scouts(9.9)
         for key in range(3):
             assert scheduler.pop_due(9.9) == key
             scheduler.checked(key, 10.0 + key / 10, finished=True)
-        live, jobs = scheduler._due, scheduler._jobs
+        jobs = scheduler._jobs
         return sorted(
-            when
-            for when, seq, key in scheduler._heap
-            if live.get(key) == seq and not jobs[key].scout
+            when for key, when in scheduler._heap.schedule().items() if not jobs[key].scout
         )
 
     planned = first_wave_due(None)
@@ -365,22 +364,22 @@ def test_a_stuck_scout_does_not_keep_the_plan_provisional() -> None:
     for key in range(3):
         scheduler._jobs[key].last_check = 4.9 + key / 10
         scheduler.checked(key, 5.0 + key / 10, finished=True)
-    assert scheduler._censored(5.3) == [5.3]  # the fourth scout still counts at 5.3 s
+    assert scheduler._scouts.censored(5.3) == [5.3]  # the fourth scout still counts at 5.3 s
 
-    assert scheduler._censored(100.0) == []  # at 100 s (over 3x every sample) it is stuck
+    assert scheduler._scouts.censored(100.0) == []  # at 100 s (over 3x every sample) it is stuck
 
 
 def _released_first_wave(wave: int) -> PollScheduler[int]:
     """Three scouts and a first wave of *wave* jobs, the third scout just seen finished."""
     scheduler: PollScheduler[int] = PollScheduler(cold_scouts=3, scout_every=10**9)
     scheduler.poll_rate = 500.0
-    scheduler.sweeping = True
+    scheduler.cohort.sweeping = True
     for key in range(3):
         scheduler.add(key, 0.0)
     for key in range(3, 3 + wave):
         scheduler.add(key, 1.0 + key / wave)
-    scheduler.quiet_until = 9.9
-    scheduler.wake_scouts(9.9)
+    scheduler.cohort.quiet_until = 9.9
+    scheduler.cohort.wake_scouts(9.9)
     for key in range(3):
         assert scheduler.pop_due(9.9) == key
         scheduler.checked(key, 10.0 + key / 10, finished=True)
@@ -388,8 +387,7 @@ def _released_first_wave(wave: int) -> PollScheduler[int]:
 
 
 def _live_schedule(scheduler: PollScheduler[int]) -> dict[int, float]:
-    live = scheduler._due
-    return {key: when for when, seq, key in scheduler._heap if live.get(key) == seq}
+    return scheduler._heap.schedule()
 
 
 def test_a_large_first_wave_is_placed_a_chunk_per_step() -> None:
@@ -400,19 +398,19 @@ def test_a_large_first_wave_is_placed_a_chunk_per_step() -> None:
     wave = 3 * PLACE_CHUNK
     scheduler = _released_first_wave(wave)
     assert scheduler.placing
-    assert scheduler.parked == wave  # nothing placed in the step that released them
+    assert scheduler.cohort.parked == wave  # nothing placed in the step that released them
 
     steps = 0
     while scheduler.placing:
-        before = scheduler.parked
+        before = scheduler.cohort.parked
         scheduler.place(10.2)
-        assert before - scheduler.parked <= PLACE_CHUNK
+        assert before - scheduler.cohort.parked <= PLACE_CHUNK
         steps += 1
     assert steps > 3
-    assert scheduler.parked == 0
+    assert scheduler.cohort.parked == 0
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_scheduler, "PLACE_CHUNK", wave)  # the whole wave in one step
+        patch.setattr(_cohort, "PLACE_CHUNK", wave)  # the whole wave in one step
         at_once = _released_first_wave(wave)
     assert not at_once.placing
     assert _live_schedule(scheduler) == _live_schedule(at_once)
@@ -426,7 +424,7 @@ def test_a_job_swept_or_finished_while_its_wave_is_placed_keeps_that() -> None:
     """A sweep or a finish between placement steps is not undone by the placement."""
     scheduler = _released_first_wave(3 * PLACE_CHUNK)
     swept, finished, last = 3, 4, 2 + 3 * PLACE_CHUNK
-    scheduler.sweep(10.2, [swept, last])
+    scheduler.cohort.sweep(10.2, [swept, last])
     assert scheduler.pop_due(10.2) == swept
     scheduler.checked(swept, 10.2, finished=True)
     scheduler.place(10.2)  # the first chunk: `finished` is planned
@@ -456,6 +454,53 @@ def test_a_loop_of_next_due_and_pop_due_alone_places_a_large_wave() -> None:
         assert rounds < 2 * wave  # no livelock
 
     assert not scheduler.placing
-    assert scheduler.parked == 0
+    assert scheduler.cohort.parked == 0
     assert len(popped) + len(_live_schedule(scheduler)) == wave  # each job once
     assert not set(popped) & set(_live_schedule(scheduler))
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["push", "discard", "pop"]),
+            st.integers(0, 30),
+            st.floats(0, 100, allow_nan=False),
+        ),
+        max_size=3000,
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_due_heap_matches_a_plain_dict(ops: list[tuple[str, int, float]]) -> None:
+    """
+    The scheduler's heap (lazy deletion, compaction) pops keys in the order a plain dict
+    of due times gives: earliest first, ties in push order, a rescheduled key only once.
+    """
+    heap = _DueHeap[int]()
+    reference: dict[int, tuple[float, int]] = {}
+    pushes = 0
+    for op, key, when in ops:
+        if op == "push":
+            heap.push(key, when)
+            reference[key] = (when, pushes)
+            pushes += 1
+        elif op == "discard":
+            heap.discard(key)
+            reference.pop(key, None)
+        else:
+            expected = min(reference, key=reference.__getitem__) if reference else None
+            assert heap.peek() == (reference[expected][0] if expected is not None else None)
+            if expected is not None:
+                assert heap.pop() == expected
+                del reference[expected]
+        assert len(heap) == len(reference)
+    assert heap.schedule() == {key: when for key, (when, _) in reference.items()}
+
+
+def test_due_heap_drops_stale_entries_of_rescheduled_keys() -> None:
+    """Rescheduling ten keys 10,000 times keeps the heap bounded, and the last times stand."""
+    heap = _DueHeap[int]()
+    for n in range(10_000):
+        heap.push(n % 10, float(10_000 - n))
+    assert len(heap._entries) <= 4 * 10 + 1024 + 1
+    assert heap.schedule() == {key: float(10 - key) for key in range(10)}
+    assert [heap.pop() for _ in range(10) if heap.peek() is not None] == list(range(9, -1, -1))

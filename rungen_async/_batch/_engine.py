@@ -16,7 +16,6 @@ cancels the batch and surfaces as an exception group.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import AsyncIterable, Callable, Iterable
 from types import TracebackType
@@ -24,16 +23,16 @@ from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._exceptions import InvalidInputError
 from .._validation import check_id
 from ._feed import Feeder
 from ._journal import Journal
-from ._outcomes import BatchResult, BatchStats, Outcome, OutcomeKind, StatsCounter
-from ._poll import PollLane, receive_soon, send_soon
+from ._outcomes import BatchResult, BatchStats, Outcome, StatsCounter
+from ._poll import PollLane
+from ._queue import OutcomeQueue
 from ._scheduler import PollScheduler
-from ._stop import stop_in_flight
+from ._stop import left_running_note, stop_in_flight, warn_no_user_id
 from ._submit import SubmitLane
 
 if TYPE_CHECKING:
@@ -41,8 +40,6 @@ if TYPE_CHECKING:
 
 #: Called with a fresh stats snapshot after each outcome.
 ProgressCallback = Callable[[BatchStats], None]
-
-logger = logging.getLogger("rungen_async")
 
 
 class Batch:
@@ -101,7 +98,7 @@ class Batch:
             emit=self._emit,
             more_coming=lambda: self._feeder.more_coming,
         )
-        self._slots = anyio.Semaphore(max_in_flight)
+        self._outcomes = OutcomeQueue(max_in_flight)
         self._feeder = Feeder(
             app_id,
             inputs,
@@ -109,8 +106,8 @@ class Batch:
             polls=self._polls,
             counter=self._counter,
             clock=self._clock,
-            slots=self._slots,
-            restore=lambda outcome: send_soon(self._out_send, (outcome, False)),
+            slots=self._outcomes.slots,
+            restore=self._outcomes.restore,
             emit=self._emit,
             resend_unconfirmed=resend_unconfirmed,
         )
@@ -127,35 +124,13 @@ class Batch:
         self.cancel_errors: dict[str, BaseException] = {}
         #: Outcomes (CANCELED or TIMED_OUT) of items still in flight when the batch stopped.
         self.unfinished: list[Outcome] = self._feeder.unfinished
-        # Outcomes, each with whether it holds an in-flight slot: the slot is freed when the
-        # caller takes the outcome, so a slow consumer holds back new submits (backpressure).
-        send, receive = anyio.create_memory_object_stream[tuple[Outcome, bool]](
-            max(64, max_in_flight)
-        )
-        self._out_send: MemoryObjectSendStream[tuple[Outcome, bool]] = send
-        self._out_receive: MemoryObjectReceiveStream[tuple[Outcome, bool]] = receive
-        self._taken = 0
         self._retries_at_start = 0
         self._stop_listening: Callable[[], None] = lambda: None
-
-    @property
-    def client(self) -> AsyncRunGen:
-        """The client the batch sends through."""
-        return self._client
 
     @property
     def journal(self) -> Journal | None:
         """The open journal, while the batch runs with one."""
         return self._journal
-
-    @property
-    def cancel_on_exit(self) -> bool:
-        """Whether leaving early cancels the jobs still in flight."""
-        return self._cancel_on_exit
-
-    def count(self, kind: OutcomeKind) -> None:
-        """Count one more outcome of *kind* in the stats."""
-        self._counter.count(kind)
 
     @property
     def batch_id(self) -> str:
@@ -176,32 +151,21 @@ class Batch:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        if self._journal_path is not None:
-            try:
-                self._journal = Journal(
-                    self._journal_path,
-                    app_id=self.app_id,
-                    batch_id=self._batch_id,
-                    resend_unconfirmed=self._resend_unconfirmed,
-                )
-            except BaseException:
-                self._out_send.close()
-                self._out_receive.close()
-                raise
-        elif self._batch_id is None:
+        try:
+            self._journal = _open_journal(
+                self._journal_path, self.app_id, self._batch_id, self._resend_unconfirmed
+            )
+        except BaseException:
+            self._outcomes.close()
+            raise
+        if self._journal is None and self._batch_id is None:
             self._batch_id = uuid.uuid4().hex
         self._feeder.journal, self._feeder.batch_id = self._journal, self.batch_id
         self._counter.started = self._clock.now()
         self._retries_at_start = self._client.retry_count
         self._stop_listening = self._client.add_rate_limit_listener(self._submits.on_rate_limit)
         if self._cancel_on_exit and self._client.user_id is None:
-            logger.warning(
-                "batch on app %s: no user id is configured (RUNGEN_USER_ID or "
-                "AsyncRunGen(user_id=...)), so the API will refuse to cancel its jobs if the "
-                "batch is left early; they would be left running and listed in "
-                "left_running_job_ids",
-                self.app_id,
-            )
+            warn_no_user_id(self.app_id)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._run)
@@ -222,17 +186,20 @@ class Batch:
                 return bool(await self._tg.__aexit__(exc_type, exc, tb))
             finally:
                 if not self._finished:
-                    await self._stop_in_flight()
-                    if exc is not None and self.left_running_job_ids:
-                        exc.add_note(
-                            f"rungen batch {self.batch_id}: {len(self.left_running_job_ids)} "
-                            "job(s) left running: "
-                            + " ".join(self.left_running_job_ids[:20])
-                            + (" ..." if len(self.left_running_job_ids) > 20 else "")
+                    # Cancel (or leave running) what is in flight; shielded, time-boxed.
+                    if items := self._polls.take_all():
+                        await stop_in_flight(
+                            self,
+                            items,
+                            client=self._client,
+                            cancel=self._cancel_on_exit,
+                            counter=self._counter,
                         )
+                    if exc is not None and self.left_running_job_ids:
+                        exc.add_note(left_running_note(self))
         finally:
             self._stop_listening()
-            self._out_receive.close()
+            self._outcomes.close()
             if self._journal is not None:
                 self._journal.close()
 
@@ -241,43 +208,33 @@ class Batch:
 
     async def __anext__(self) -> Outcome:
         # A plain iterator, not an async generator: breaking out leaves nothing to finalise.
-        # Outcomes already waiting are taken without yielding first (a busy event loop
-        # would otherwise hand the caller one outcome per turn and let them pile up),
-        # but every 64th take yields, so a caller with no awaits of its own never hogs it.
-        self._taken = (self._taken + 1) % 64
-        try:
-            if self._taken:
-                outcome, holds_slot = await receive_soon(self._out_receive)
-            else:
-                outcome, holds_slot = await self._out_receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            raise StopAsyncIteration from None
-        if holds_slot:
-            self._slots.release()
-        return outcome
+        return await self._outcomes.take()
 
     async def _run(self) -> None:
         polls = self._polls
-        async with self._out_send, anyio.create_task_group() as tg:
-            send_items, receive_items = anyio.create_memory_object_stream[tuple[int, Any]]()
-            send_polls, receive_polls = anyio.create_memory_object_stream[int]()
-            async with send_polls:
-                async with receive_items:
-                    for _ in range(self.max_concurrency):
-                        tg.start_soon(self._feeder.submitter, receive_items.clone())
-                async with receive_polls:
-                    for _ in range(polls.dispatcher.workers):
-                        tg.start_soon(polls.dispatcher.worker, receive_polls.clone())
-                if self._deadline is not None:
-                    tg.start_soon(self._until_cancelled, self._watchdog)
-                if self._scheduler.sweep_threshold:
-                    tg.start_soon(self._until_cancelled, polls.watch_app)
-                poller = anyio.create_task_group()
-                async with poller:
-                    poller.start_soon(polls.dispatcher.poller, send_polls)
-                    await self._feeder.feed(send_items)
-            for scope in self._scopes:
-                scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                send_items, receive_items = anyio.create_memory_object_stream[tuple[int, Any]]()
+                send_polls, receive_polls = anyio.create_memory_object_stream[int]()
+                async with send_polls:
+                    async with receive_items:
+                        for _ in range(self.max_concurrency):
+                            tg.start_soon(self._feeder.submitter, receive_items.clone())
+                    async with receive_polls:
+                        for _ in range(polls.dispatcher.workers):
+                            tg.start_soon(polls.dispatcher.worker, receive_polls.clone())
+                    if self._deadline is not None:
+                        tg.start_soon(self._until_cancelled, self._watchdog)
+                    if self._scheduler.cohort.sweep_threshold:
+                        tg.start_soon(self._until_cancelled, polls.watch_app)
+                    poller = anyio.create_task_group()
+                    async with poller:
+                        poller.start_soon(polls.dispatcher.poller, send_polls)
+                        await self._feeder.feed(send_items)
+                for scope in self._scopes:
+                    scope.cancel()
+        finally:
+            self._outcomes.end()  # the caller's iteration ends after the last outcome
         self._finished = True
 
     async def _until_cancelled(self, task: Callable[[], Any]) -> None:
@@ -299,17 +256,18 @@ class Batch:
         if self._journal is not None:
             self._journal.record_finished(outcome.index, outcome.to_journal())
         self._counter.count(outcome.kind)
-        await self._out_send.send((outcome, True))  # its slot is freed when it is taken
+        await self._outcomes.put(outcome)  # its slot is freed when it is taken
         if self._on_progress is not None:
             self._on_progress(self.stats)
 
-    async def _stop_in_flight(self) -> None:
-        """Cancel (or leave running) what is still in flight; shielded and time-boxed."""
-        items = sorted(self._polls.items.values(), key=lambda item: item.index)
-        self._polls.items.clear()
-        if not items:
-            return
-        await stop_in_flight(self, items)
+
+def _open_journal(
+    path: str | None, app_id: str, batch_id: str | None, resend_unconfirmed: bool
+) -> Journal | None:
+    """The batch's journal at *path* (locked for this process), or None without one."""
+    if path is None:
+        return None
+    return Journal(path, app_id=app_id, batch_id=batch_id, resend_unconfirmed=resend_unconfirmed)
 
 
 def _check_options(

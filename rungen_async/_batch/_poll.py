@@ -28,15 +28,13 @@ from .._exceptions import (
 )
 from .._models import Job, JobStatus
 from ._outcomes import Outcome, OutcomeKind, StatsCounter, make_outcome
-from ._scheduler import PLACE_CHUNK, PollScheduler
+from ._scheduler import PollScheduler
+from ._watch import AppWatcher
 
 if TYPE_CHECKING:
     from .._client import AsyncRunGen
 
 T = TypeVar("T")
-
-#: Parked jobs that make a GET /app a tick worth it (below: they are checked one by one).
-_WORTH_SWEEPING = 2
 
 
 class Item:
@@ -223,7 +221,8 @@ class PollLane:
         self._emit = emit
         self._more_coming = more_coming
         self.items: dict[int, Item] = {}
-        self._observed_done = 0
+        #: Jobs seen to finish (not cancelled): the app's counters count these too.
+        self.observed_done = 0
         self.dispatcher = Dispatcher(
             self._clock,
             scheduler,
@@ -250,72 +249,30 @@ class PollLane:
         if (due := self._scheduler.next_due()) is not None:
             self.poke(due)
 
-    async def watch_app(self) -> None:
-        """
-        Sweep the parked cohort when the app's counters say enough of it has finished.
+    def take_all(self) -> list[Item]:
+        """Stop tracking every job in flight; returns them in input order."""
+        items = sorted(self.items.values(), key=lambda item: item.index)
+        self.items.clear()
+        return items
 
-        Before any run time is known, checking each job on a guess costs several requests
-        per job; one ``GET /app`` a tick tells how many jobs finished (completed + failed,
-        against a baseline), and the parked jobs are all checked once that many of them
-        are done. Other traffic on the app only makes sweeps come early, never late.
-        """
-        client, clock, scheduler = self._client, self._clock, self._scheduler
-        threshold = scheduler.sweep_threshold or 1.0
-        try:
-            app = await client.get_app(self._app_id)
-        except RunGenError:
-            return
-        if app.jobs is None:
-            return
-        baseline = app.jobs.completed + app.jobs.failed
-        started = clock.now()
-        scheduler.sweeping = True
-        while True:
-            # A tick of 4 % of the run time (or of the time so far, before one is known).
-            span = scheduler.model.minimum if len(scheduler.model) else clock.now() - started
-            await clock.sleep(min(2.0, max(0.1, 0.04 * span)))
-            if not (self._more_coming() or self.items):
-                return
-            if not self._more_coming() and scheduler.parked <= _WORTH_SWEEPING:
-                # So few jobs left to sweep that checking them one by one costs no more
-                # than a GET /app a tick: stop asking for the app (once per batch, then).
-                scheduler.stop_sweeping(clock.now())
-                self.poke(-math.inf)
-                return
-            if not scheduler.parked:
-                continue
-            asked = clock.now()
-            try:
-                app = await client.get_app(self._app_id)
-            except RunGenError:
-                continue
-            finally:
-                self._counter.status_requests += 1
-            counters = app.jobs
-            if counters is None:
-                scheduler.stop_sweeping(clock.now())
-                self.poke(-math.inf)
-                return
-            scheduler.queueing = counters.in_queue > 0
-            unseen = counters.completed + counters.failed - baseline - self._observed_done
-            if unseen <= 0:
-                scheduler.quiet_until = asked  # every tracked job was running then
-                continue
-            now = clock.now()
-            if not scheduler.finishing:
-                scheduler.wake_scouts(now)
-                self.poke(now)
-            candidates = scheduler.sweepable(now)
-            if scheduler.queueing:
-                # Jobs start in submission order, so the unseen finished ones are among
-                # the oldest (running + finished) of them.
-                candidates = candidates[: counters.in_progress + unseen]
-            if candidates and unseen >= threshold * len(candidates):
-                # In chunks, oldest first: 10,000 jobs made due in one step hold the loop.
-                for start in range(0, len(candidates), PLACE_CHUNK):
-                    scheduler.sweep(now, candidates[start : start + PLACE_CHUNK])
-                    self.poke(-math.inf)
-                    await anyio.lowlevel.checkpoint()
+    def busy(self) -> bool:
+        """Whether jobs are in flight or may still come."""
+        return self._more_coming() or bool(self.items)
+
+    def more_coming(self) -> bool:
+        """Whether submits may still add jobs."""
+        return self._more_coming()
+
+    async def watch_app(self) -> None:
+        """Sweep the parked cohort by the app's job counters (see `AppWatcher`)."""
+        watcher = AppWatcher(
+            self._client,
+            self._app_id,
+            scheduler=self._scheduler,
+            counter=self._counter,
+            lane=self,
+        )
+        await watcher.run()
 
     async def _check_key(self, index: int) -> None:
         item = self.items.get(index)
@@ -342,7 +299,7 @@ class PollLane:
         status = job.status
         self._note_status(item, status)
         if status.is_terminal:
-            self._observed_done += status is not JobStatus.CANCELED
+            self.observed_done += status is not JobStatus.CANCELED
             scheduler.checked(item.index, now, finished=True)
             if scheduler.placing:
                 self.poke(-math.inf)  # the poller places the released cohort

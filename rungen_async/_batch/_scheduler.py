@@ -21,11 +21,11 @@ from collections import deque
 from collections.abc import Hashable, Sequence
 from typing import Final, Generic, TypeVar
 
+from ._cohort import Cohort
+
 K = TypeVar("K", bound=Hashable)
 
 _GRID = 32  # points of the check-age grid the plan is chosen from
-#: Jobs placed per step when the model releases a cohort (well under 1 ms of CPU each).
-PLACE_CHUNK: Final = 1024
 _SQRT2: Final = math.sqrt(2.0)
 
 
@@ -287,33 +287,17 @@ class PollScheduler(Generic[K]):
         self.cold_scouts = cold_scouts
         self.scout_step = scout_step
         self.model = DurationModel(target_delay=target_delay)
-        self._heap: list[tuple[float, int, K]] = []
-        self._due: dict[K, int] = {}  # key -> sequence number of its live heap entry
-        self._jobs: dict[K, _Tracked] = {}
-        self._parked: set[K] = set()
-        #: Hold jobs submitted before the model matured (a cohort) until `sweep()` is
-        #: called; the batch sweeps when the app's job counters say enough have finished.
-        self.sweeping = False
-        #: Set by the batch while the app reports queued jobs: finishes then come in
-        #: submission order, so every job waits for oldest-first sweeps.
-        self.queueing = False
-        self.sweep_threshold = sweep_threshold
-        #: Set (by `wake_scouts`) once the app's counters show jobs finishing.
-        self.finishing = False
-        #: The latest time at which the app's counters showed no finished job the batch
-        #: had not seen: every job still tracked was running then.
-        self.quiet_until = -math.inf
         self.mature_samples = 3
         #: Status requests per second the batch may send (set by the batch): bursts of
         #: checks are started early enough that draining them at this rate is centred on
         #: their planned times. None: no budget is known.
         self.poll_rate: float | None = None
-        self._seq = itertools.count()
+        self._heap = _DueHeap[K]()
+        self._jobs: dict[K, _Tracked] = {}
+        self._scouts = _Scouts(self.model, self._jobs)
+        #: The parked jobs and the batch's handle on them (sweeps, app counters).
+        self.cohort = Cohort(self, sweep_threshold)
         self._added = 0
-        self._scouts: set[K] = set()  # scouts still running
-        self._planned_at = -math.inf  # when the model last re-planned
-        self._placement: _Placement[K] | None = None  # a large cohort, placed in chunks
-        self._place_again = False
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -339,21 +323,18 @@ class PollScheduler(Generic[K]):
             self._added <= self.cold_scouts or self._added % self.scout_every == 0
         )
         job = _Tracked(submitted_at, scout, math.inf if deadline is None else deadline)
-        job.cohort = not scout and (len(self.model) < self.mature_samples or self.queueing)
+        job.cohort = not scout and (len(self.model) < self.mature_samples or self.cohort.queueing)
         self._jobs[key] = job
         if scout:
-            self._scouts.add(key)
-        if not known_age:
-            self._push(key, submitted_at)
-            return
-        self._push(key, self._plan(key, job, submitted_at))
+            self._scouts.keys.add(key)
+        self._push(key, self._plan(key, job, submitted_at) if known_age else submitted_at)
 
     def remove(self, key: K) -> None:
         """Stop tracking *key* (finished, timed out or cancelled)."""
         self._jobs.pop(key, None)
-        self._due.pop(key, None)
-        self._parked.discard(key)
-        self._scouts.discard(key)
+        self._heap.discard(key)
+        self.cohort.discard(key)
+        self._scouts.keys.discard(key)
 
     def next_due(self) -> float | None:
         """
@@ -361,15 +342,7 @@ class PollScheduler(Generic[K]):
 
         While a cohort is being placed (see `placing`), -inf: `pop_due` has work to do now.
         """
-        if self._placement is not None:
-            return -math.inf
-        return self._peek()
-
-    def _peek(self) -> float | None:
-        heap = self._heap
-        while heap and self._due.get(heap[0][2]) != heap[0][1]:
-            heapq.heappop(heap)  # a stale entry of a removed or rescheduled job
-        return heap[0][0] if heap else None
+        return -math.inf if self.cohort.placing else self._heap.peek()
 
     def pop_due(self, now: float) -> K | None:
         """
@@ -379,48 +352,27 @@ class PollScheduler(Generic[K]):
         says later, the job is put back (no request), so provisional plans cost nothing.
         While a cohort is being placed, each call first places a chunk of it.
         """
-        if self._placement is not None:
+        cohort, heap, model = self.cohort, self._heap, self.model
+        if cohort.placing:
             self.place(now)
-        model = self.model
-        if model.provisional and now - self._planned_at >= max(0.02 * model.minimum, 0.05):
-            # Time passes without finishes: the still-running scouts say something too.
-            self._planned_at = now
-            model.replan(self._censored(now))
-        while (due := self._peek()) is not None and due <= now:
-            _, _, key = heapq.heappop(self._heap)
-            del self._due[key]
+        self._scouts.tick(now)
+        while (due := heap.peek()) is not None and due <= now:
+            key = heap.pop()
             job = self._jobs[key]
             if (
                 job.version != model.version
                 and job.version >= 0  # placed by a plan (not a job to check at once)
                 and not job.scout
-                and key not in self._parked
+                and key not in cohort
                 and model.plan
             ):
                 revised = self._plan(key, job, job.last_check)
                 if revised > now:
                     self._push(key, revised)
                     continue
-            self._parked.discard(key)
+            cohort.discard(key)
             return key
         return None
-
-    def _censored(self, now: float) -> list[float]:
-        """
-        The ages of the scouts not yet seen to finish, at *now*.
-
-        Counted as running until now: a scout is checked every few per cent of its age, so
-        this overstates a run time by at most that, while its last check's age would leave
-        out the scouts just behind the newest sample (they were checked just before it).
-        """
-        jobs = self._jobs
-        ages = [now - jobs[key].submitted_at for key in self._scouts]
-        if len(self.model):
-            # A scout far slower than every sample is stuck, not informative: left out, it
-            # cannot keep the plan provisional (and pushing checks later) for ever.
-            limit = 3 * self.model.maximum
-            ages = [age for age in ages if age <= limit]
-        return ages
 
     def checked(self, key: K, now: float, *, finished: bool) -> None:
         """Record a check of *key* at *now*; schedule the next one unless it *finished*."""
@@ -431,27 +383,9 @@ class PollScheduler(Generic[K]):
             if job.scout:
                 # The finish lies between the last sign of the job running (a check, or
                 # counters with nothing unseen) and this check.
-                model = self.model
-                was_empty = not model.plan
-                running = max(job.last_check, self.quiet_until)
-                self._scouts.discard(key)
-                # A provisional plan is re-made at most every 2 % of the shortest run time
-                # (by `pop_due` in between): scouts finish by the hundred at once.
-                replan = (
-                    not model.provisional
-                    or len(model) < self.mature_samples
-                    or now - self._planned_at >= max(0.02 * model.minimum, 0.05)
-                )
-                if replan:
-                    self._planned_at = now
-                model.add(
-                    (running + now) / 2 - job.submitted_at,
-                    now - running,
-                    self._censored(now) if replan else (),
-                    replan=replan,
-                )
-                if was_empty or len(self.model) == self.mature_samples:
-                    self._unpark(now)
+                running = max(job.last_check, self.cohort.quiet_until)
+                if self._scouts.finished(key, running, now, self.mature_samples):
+                    self.cohort.release(now)
             self.remove(key)
             return
         job.last_check = now
@@ -463,82 +397,6 @@ class PollScheduler(Generic[K]):
         if key in self._jobs:
             wait = min(self.max_interval, max(1.0, self.min_interval))
             self._push(key, now + (wait if after is None else max(after, self.min_interval)))
-
-    def _plan(self, key: K, job: _Tracked, now: float) -> float:
-        age = now - job.submitted_at
-        model = self.model
-        if job.scout:
-            if model.plan:
-                if age < model.minimum * 0.9:
-                    return job.submitted_at + model.minimum * 0.9
-                return now + self._clamp(age * self.scout_step)
-            if self.sweeping and not self.finishing:
-                # The app's counters will tell when jobs start to finish: wait for it.
-                return self._park(key, age, now)
-            if not job.checks and not self.finishing:
-                return now + max(self.first_check - age, self.min_interval)
-            # Coarser while nothing is known to have finished.
-            step = self.scout_step if self.finishing else self.scout_step * 2
-            return now + self._clamp(age * step)
-        if not model.plan or (job.cohort and self._cohort_waits()):
-            # Nothing is known yet (or the cohort waits for a sweep).
-            return self._park(key, age, now)
-        job.version = model.version
-        planned = model.next_age(age)
-        if planned is not None:
-            if not job.checks:
-                planned -= job.lead  # part of a burst started early (see _BurstLead)
-            return job.submitted_at + max(planned, age + self.min_interval)
-        # Slower than any job seen: back off geometrically.
-        return now + self._clamp(age * 0.15)
-
-    @property
-    def parked(self) -> int:
-        """How many jobs wait for the model or for a sweep."""
-        return len(self._parked)
-
-    def sweepable(self, now: float) -> list[K]:
-        """
-        The parked jobs old enough to have finished.
-
-        Once a run time has been measured, younger jobs (refills submitted since) cannot
-        be done yet: counting them would hold back the sweep of the old ones.
-        """
-        jobs = self._jobs
-        if not len(self.model):
-            keys = list(self._parked)
-        else:
-            oldest_start = now - self.model.minimum * 0.9
-            keys = [key for key in self._parked if jobs[key].submitted_at <= oldest_start]
-        keys.sort(key=lambda key: jobs[key].submitted_at)  # oldest, likeliest done, first
-        return keys
-
-    def sweep(self, now: float, keys: list[K]) -> int:
-        """Make the parked jobs *keys* due at *now*, in their order; returns how many."""
-        for key in keys:  # same time: the heap keeps push order (by sequence number)
-            if key in self._parked:
-                self._push(key, now)
-        return len(keys)
-
-    def stop_sweeping(self, now: float) -> None:
-        """Give up on sweeps (no job counters): place parked jobs by the model instead."""
-        self.sweeping = False
-        self._unpark(now)
-
-    def wake_scouts(self, now: float) -> None:
-        """
-        Jobs have started to finish (the app's counters say so): check the scouts now.
-
-        While sweeping, scouts wait for this instead of being checked from their first
-        second; from here on they are checked densely until the model has samples.
-        """
-        if self.finishing:
-            return
-        self.finishing = True
-        jobs = self._jobs
-        for key in [key for key in self._parked if jobs[key].scout]:
-            self._parked.discard(key)
-            self._push(key, now)
 
     @property
     def placing(self) -> bool:
@@ -552,166 +410,167 @@ class PollScheduler(Generic[K]):
         `pop_due` places a chunk. Until placed, a job keeps the rare safety check it was
         parked with.
         """
-        return self._placement is not None
+        return self.cohort.placing
 
     def place(self, now: float) -> None:
         """Place the next chunk of the cohort being released (see `placing`)."""
-        placement = self._placement
-        if placement is None:
-            return
-        if placement.step(now):
-            return
-        self._placement = None
-        if self._place_again:  # released again while this one was placed
-            self._place_again = False
-            self._unpark(now)
+        self.cohort.place(now)
 
-    def _unpark(self, now: float) -> None:
-        if self._placement is not None:
-            self._place_again = True
-            return
-        jobs = self._jobs
-        cohort_waits = self._cohort_waits()
-        due = self._due
-        keys = [
-            (key, due.get(key)) for key in self._parked if not (jobs[key].cohort and cohort_waits)
-        ]
-        if not keys:
-            return
-        placement = _Placement(self, keys)
-        if len(keys) <= PLACE_CHUNK:
-            while placement.step(now):
-                pass
-        else:
-            self._placement = placement
-
-    def _park(self, key: K, age: float, now: float) -> float:
-        """Park *key* until a sweep or the model places it; returns its rare safety check."""
-        self._parked.add(key)
-        return now + self._clamp(max(self.max_interval, age))
-
-    def _cohort_waits(self) -> bool:
-        """Whether the first wave stays parked: too few samples yet, or a queueing app."""
-        return len(self.model) < self.mature_samples or (self.sweeping and self.queueing)
+    def _plan(self, key: K, job: _Tracked, now: float) -> float:
+        age = now - job.submitted_at
+        model, cohort = self.model, self.cohort
+        if job.scout:
+            if model.plan:
+                if age < model.minimum * 0.9:
+                    return job.submitted_at + model.minimum * 0.9
+                return now + self._clamp(age * self.scout_step)
+            if cohort.sweeping and not cohort.finishing:
+                # The app's counters will tell when jobs start to finish: wait for it.
+                return cohort.park(key, age, now)
+            if not job.checks and not cohort.finishing:
+                return now + max(self.first_check - age, self.min_interval)
+            # Coarser while nothing is known to have finished.
+            step = self.scout_step if cohort.finishing else self.scout_step * 2
+            return now + self._clamp(age * step)
+        if not model.plan or (job.cohort and cohort.waits()):
+            # Nothing is known yet (or the cohort waits for a sweep).
+            return cohort.park(key, age, now)
+        job.version = model.version
+        planned = model.next_age(age)
+        if planned is not None:
+            if not job.checks:
+                planned -= job.lead  # part of a burst started early (see _BurstLead)
+            return job.submitted_at + max(planned, age + self.min_interval)
+        # Slower than any job seen: back off geometrically.
+        return now + self._clamp(age * 0.15)
 
     def _clamp(self, interval: float) -> float:
         return min(self.max_interval, max(self.min_interval, interval))
 
     def _push(self, key: K, when: float) -> None:
-        heapq.heappush(self._heap, self._entry(key, when))
-        if self._compact():
-            heapq.heapify(self._heap)
-
-    def _entry(self, key: K, when: float) -> tuple[float, int, K]:
-        """The heap entry that makes *key* due at *when* (at its deadline at the latest)."""
+        """Make *key* due at *when* (at its deadline at the latest)."""
         job = self._jobs.get(key)
-        if job is not None and when > job.deadline:
-            when = job.deadline
+        self._heap.push(key, when if job is None else min(when, job.deadline))
+
+
+class _Scouts(Generic[K]):
+    """
+    The scouts still running, and what their finishes teach the run-time model.
+
+    A provisional plan (one made while scouts still run) is re-made at most every 2 % of
+    the shortest run time, by a finish or by the passing of time: scouts finish by the
+    hundred at once.
+    """
+
+    def __init__(self, model: DurationModel, jobs: dict[K, _Tracked]) -> None:
+        self._model = model
+        self._jobs = jobs
+        self.keys: set[K] = set()
+        self._planned_at = -math.inf  # when the model last re-planned
+
+    def tick(self, now: float) -> None:
+        """Time passes without finishes: the still-running scouts say something too."""
+        if self._model.provisional and self._replan_due(now):
+            self._planned_at = now
+            self._model.replan(self.censored(now))
+
+    def finished(self, key: K, running: float, now: float, mature: int) -> bool:
+        """
+        Learn from scout *key*, last seen running at *running* and finished at *now*.
+
+        Returns whether parked jobs can now be placed: the first sample, or the *mature*-th.
+        """
+        model = self._model
+        was_empty = not model.plan
+        self.keys.discard(key)
+        replan = not model.provisional or len(model) < mature or self._replan_due(now)
+        if replan:
+            self._planned_at = now
+        model.add(
+            (running + now) / 2 - self._jobs[key].submitted_at,
+            now - running,
+            self.censored(now) if replan else (),
+            replan=replan,
+        )
+        return was_empty or len(model) == mature
+
+    def censored(self, now: float) -> list[float]:
+        """
+        The ages of the scouts not yet seen to finish, at *now*.
+
+        Counted as running until now: a scout is checked every few per cent of its age, so
+        this overstates a run time by at most that, while its last check's age would leave
+        out the scouts just behind the newest sample (they were checked just before it).
+        """
+        jobs = self._jobs
+        ages = [now - jobs[key].submitted_at for key in self.keys]
+        if len(self._model):
+            # A scout far slower than every sample is stuck, not informative: left out, it
+            # cannot keep the plan provisional (and pushing checks later) for ever.
+            limit = 3 * self._model.maximum
+            ages = [age for age in ages if age <= limit]
+        return ages
+
+    def _replan_due(self, now: float) -> bool:
+        return now - self._planned_at >= max(0.02 * self._model.minimum, 0.05)
+
+
+class _DueHeap(Generic[K]):
+    """
+    Keys by due time: a binary heap with lazy deletion, ties in push order.
+
+    Rescheduling a key pushes a new entry; the old one stays until it surfaces (skipped)
+    or a compaction drops it. Stale entries are mostly the safety checks of parked jobs,
+    one per job; the bound leaves room for those, so releasing a cohort of 10,000 does not
+    also cost a rebuild of the heap (about 9 ms) in one step.
+    """
+
+    __slots__ = ("_entries", "_live", "_seq")
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[float, int, K]] = []
+        self._live: dict[K, int] = {}  # key -> sequence number of its live entry
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def seq(self, key: K) -> int | None:
+        """The sequence number of *key*'s live entry: it changes whenever *key* is pushed."""
+        return self._live.get(key)
+
+    def push(self, key: K, when: float) -> None:
+        """Make *key* due at *when*, instead of any earlier time."""
         seq = next(self._seq)
-        self._due[key] = seq
-        return (when, seq, key)
+        self._live[key] = seq
+        entries = self._entries
+        heapq.heappush(entries, (when, seq, key))
+        if len(entries) > 4 * len(self._live) + 1024:
+            live = self._live
+            entries[:] = [entry for entry in entries if live.get(entry[2]) == entry[1]]
+            heapq.heapify(entries)
 
-    def _compact(self) -> bool:
-        """
-        Drop stale entries (of rescheduled jobs) once they pile up; whether it did.
+    def discard(self, key: K) -> None:
+        """Forget *key* (its entry becomes stale)."""
+        self._live.pop(key, None)
 
-        Stale entries are mostly the safety checks of parked jobs, one per job, popped
-        when they come due; the bound leaves room for those, so releasing a cohort of
-        10,000 does not also cost a rebuild of the heap (about 9 ms) in one step.
-        """
-        heap, due = self._heap, self._due
-        if len(heap) <= 4 * len(due) + 1024:
-            return False
-        heap[:] = [entry for entry in heap if due.get(entry[2]) == entry[1]]
-        return True
+    def peek(self) -> float | None:
+        """The earliest due time, or None when empty."""
+        entries, live = self._entries, self._live
+        while entries and live.get(entries[0][2]) != entries[0][1]:
+            heapq.heappop(entries)  # a stale entry of a removed or rescheduled key
+        return entries[0][0] if entries else None
 
+    def pop(self) -> K:
+        """Take the earliest key; call `peek` first (it drops the stale entries on top)."""
+        _, _, key = heapq.heappop(self._entries)
+        del self._live[key]
+        return key
 
-class _Placement(Generic[K]):
-    """
-    The release of parked *keys* (each with its heap sequence number when released), a
-    chunk of `PLACE_CHUNK` per `step`, in three phases: plan each job by the model, time
-    the burst they make (`_BurstLead`), push them.
-
-    A job rescheduled meanwhile (checked, swept or removed) keeps its new schedule.
-    """
-
-    def __init__(self, scheduler: PollScheduler[K], keys: list[tuple[K, int | None]]) -> None:
-        self._scheduler = scheduler
-        self._keys = keys
-        self._planned: list[tuple[float, K, int | None]] = []
-        self._next = 0
-        self._burst: _BurstLead | None = None
-        self._lead: float | None = None
-
-    def step(self, now: float) -> bool:
-        """Do one chunk of the work; whether there is more."""
-        if self._lead is not None:
-            return self._push(now, self._lead)
-        if self._burst is not None:
-            self._lead = self._burst.step(now)
-            if self._lead is not None:
-                self._next = 0
-            return True
-        keys = self._keys
-        scheduler = self._scheduler
-        jobs, parked, due = scheduler._jobs, scheduler._parked, scheduler._due
-        for key, seq in keys[self._next : self._next + PLACE_CHUNK]:
-            job = jobs.get(key)
-            if job is None or key not in parked or due.get(key) != seq:
-                continue  # finished, swept or checked meanwhile: that schedule stands
-            parked.discard(key)  # `_plan` parks it again if it must wait
-            when = max(now, scheduler._plan(key, job, now))
-            self._planned.append((when, key, due.get(key)))
-        self._next += PLACE_CHUNK
-        if self._next >= len(keys):  # the push order does not matter: times sorted alone
-            times = sorted(when for when, _, _ in self._planned)
-            self._burst = _BurstLead(times, scheduler.poll_rate)
-        return True
-
-    def _push(self, now: float, lead: float) -> bool:
-        scheduler = self._scheduler
-        heap, jobs, due = scheduler._heap, scheduler._jobs, scheduler._due
-        for when, key, seq in self._planned[self._next : self._next + PLACE_CHUNK]:
-            job = jobs.get(key)
-            if job is None or due.get(key) != seq:
-                continue  # rescheduled since it was planned: that schedule stands
-            job.lead = lead if not job.checks else 0.0
-            heapq.heappush(heap, scheduler._entry(key, max(now, when - job.lead)))
-        if scheduler._compact():
-            heapq.heapify(heap)
-        self._next += PLACE_CHUNK
-        return self._next < len(self._planned)
-
-
-class _BurstLead:
-    """
-    How much earlier to start a burst of checks due at sorted *times* (chunk by chunk).
-
-    Jobs submitted together come off the park due together; the poll budget (*rate*
-    checks a second) drains them one by one, the last ones late. Starting the burst half
-    its worst lateness early centres the drain on the planned times instead of trailing
-    them.
-    """
-
-    def __init__(self, times: list[float], rate: float | None) -> None:
-        self._times = times if rate and len(times) >= 2 else []
-        self._gap = 1.0 / rate if rate else 0.0
-        self._next = 0
-        self._free = -math.inf  # when the budget can take the next check
-        self._worst = 0.0
-
-    def step(self, now: float) -> float | None:
-        """Walk the next chunk of times; the lead once all are walked, else None."""
-        times, gap = self._times, self._gap
-        free, worst = self._free, self._worst
-        for when in times[self._next : self._next + 4 * PLACE_CHUNK]:
-            free = max(free, when) + gap
-            worst = max(worst, free - when)
-        self._free, self._worst = free, worst
-        self._next += 4 * PLACE_CHUNK
-        if self._next < len(times):
-            return None
-        return min(worst / 2, max(0.0, times[0] - now)) if times else 0.0
+    def schedule(self) -> dict[K, float]:
+        """Every key with its due time (a copy, for inspection)."""
+        live = self._live
+        return {key: when for when, seq, key in self._entries if live.get(key) == seq}
 
 
 class _Tracked:

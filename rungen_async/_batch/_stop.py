@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .._exceptions import ConflictError, JobTimeoutError, RunGenError
-from ._outcomes import OutcomeKind, make_outcome
+from ._outcomes import Outcome, OutcomeKind, StatsCounter, make_outcome
 from ._poll import Item
 
 if TYPE_CHECKING:
+    from .._client import AsyncRunGen
     from ._engine import Batch
 
 #: Seconds all the cancels of a stop may take together (shielded).
@@ -25,18 +26,29 @@ CANCEL_TIMEOUT = 10.0
 logger = logging.getLogger("rungen_async")
 
 
-async def stop_in_flight(batch: Batch, items: list[Item]) -> None:
-    """Cancel *items* (if the batch cancels on exit) and record what became of each."""
+async def stop_in_flight(
+    batch: Batch,
+    items: list[Item],
+    *,
+    client: AsyncRunGen,
+    cancel: bool,
+    counter: StatsCounter,
+) -> None:
+    """
+    Cancel *items* through *client* (if *cancel*) and record on *batch* what became of each.
+
+    Each becomes an unfinished outcome, counted by *counter*.
+    """
     cancelled: set[str] = set()
     finished: set[str] = set()
     failed: dict[str, BaseException] = {}
-    if batch.cancel_on_exit:
+    if cancel:
         limiter = anyio.CapacityLimiter(16)
 
-        async def cancel(item: Item) -> None:
+        async def cancel_one(item: Item) -> None:
             async with limiter:
                 try:
-                    await batch.client.cancel_job(batch.app_id, item.job.id)
+                    await client.cancel_job(batch.app_id, item.job.id)
                 except ConflictError:
                     finished.add(item.job.id)  # already finished: nothing runs any more
                 except RunGenError as exc:
@@ -47,9 +59,11 @@ async def stop_in_flight(batch: Batch, items: list[Item]) -> None:
         with anyio.move_on_after(CANCEL_TIMEOUT, shield=True):
             async with anyio.create_task_group() as tg:
                 for item in items:
-                    tg.start_soon(cancel, item)
+                    tg.start_soon(cancel_one, item)
     for item in items:
-        _report(batch, item, cancelled, finished, failed)
+        outcome = _report(batch, item, cancel, cancelled, finished, failed)
+        batch.unfinished.append(outcome)
+        counter.count(outcome.kind)
     batch.cancel_errors.update(failed)
     if batch.journal is not None:
         batch.journal.left_running(batch.left_running_job_ids)
@@ -57,13 +71,35 @@ async def stop_in_flight(batch: Batch, items: list[Item]) -> None:
         _warn_left_running(batch, failed)
 
 
+def warn_no_user_id(app_id: str) -> None:
+    """Say at batch start that cancels on exit will be refused: no user id is configured."""
+    logger.warning(
+        "batch on app %s: no user id is configured (RUNGEN_USER_ID or "
+        "AsyncRunGen(user_id=...)), so the API will refuse to cancel its jobs if the "
+        "batch is left early; they would be left running and listed in "
+        "left_running_job_ids",
+        app_id,
+    )
+
+
+def left_running_note(batch: Batch) -> str:
+    """A note for the exception that ended *batch*: the jobs it left running."""
+    ids = batch.left_running_job_ids
+    return (
+        f"rungen batch {batch.batch_id}: {len(ids)} job(s) left running: "
+        + " ".join(ids[:20])
+        + (" ..." if len(ids) > 20 else "")
+    )
+
+
 def _report(
     batch: Batch,
     item: Item,
+    cancel: bool,
     cancelled: set[str],
     finished: set[str],
     failed: dict[str, BaseException],
-) -> None:
+) -> Outcome:
     job_id = item.job.id
     kind = OutcomeKind.TIMED_OUT
     if job_id in cancelled:
@@ -79,7 +115,7 @@ def _report(
         batch.left_running_job_ids.append(job_id)
         if job_id in failed:
             then = f"cancelling it failed ({failed[job_id]}); it may still be running"
-        elif batch.cancel_on_exit:
+        elif cancel:
             then = f"its cancel did not finish within {CANCEL_TIMEOUT} s; it may be running"
         else:
             then = "it was left running (cancel_on_exit=False)"
@@ -89,9 +125,7 @@ def _report(
         job_id=job_id,
         job=item.job,
     )
-    outcome = make_outcome(kind, index=item.index, input=item.input, job=item.job, error=error)
-    batch.unfinished.append(outcome)
-    batch.count(outcome.kind)
+    return make_outcome(kind, index=item.index, input=item.input, job=item.job, error=error)
 
 
 def _warn_left_running(batch: Batch, failed: dict[str, BaseException]) -> None:
