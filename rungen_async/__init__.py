@@ -7,6 +7,7 @@ rungen_async: the asyncio (and trio) Python SDK for the RunGen.AI serverless-GPU
 
 from __future__ import annotations
 
+from ._batch._cohort import Cohort
 from ._batch._engine import Batch
 from ._batch._journal import JournalItem
 from ._batch._lock import JournalLockedError
@@ -91,6 +92,7 @@ __all__ = [
     "BatchStats",
     "Canceled",
     "Clock",
+    "Cohort",
     "Completed",
     "ConflictError",
     "DownloadError",
