@@ -489,6 +489,7 @@ class AsyncRunGen:
         max_concurrency: int = 16,
         max_in_flight: int = 1000,
         poll_rate: float = 100.0,
+        max_poll_rate: float | None = None,
         job_deadline: float | None = None,
         deadline: float | None = None,
         journal: str | None = None,
@@ -510,6 +511,10 @@ class AsyncRunGen:
             max_concurrency: Submits in flight at once (halved on a 429, then regrown).
             max_in_flight: Jobs submitted and not yet finished, at most.
             poll_rate: Status requests per second for the whole batch, at most.
+            max_poll_rate: Let the poll budget grow from *poll_rate* up to this while it
+                delays checks and the API refuses none (doubling each second until the
+                first 429 of a status check, then slowly; halved on each 429). None: the
+                budget stays at *poll_rate*.
             job_deadline: Seconds after which an unfinished job is reported TIMED_OUT
                 (and cancelled if *cancel_timed_out*).
             deadline: Seconds for the whole batch; then it stops as if left early.
@@ -534,6 +539,7 @@ class AsyncRunGen:
             max_concurrency=max_concurrency,
             max_in_flight=max_in_flight,
             poll_rate=poll_rate,
+            max_poll_rate=max_poll_rate,
             job_deadline=job_deadline,
             deadline=deadline,
             journal=journal,
@@ -553,6 +559,7 @@ class AsyncRunGen:
         max_concurrency: int = 16,
         max_in_flight: int = 1000,
         poll_rate: float = 100.0,
+        max_poll_rate: float | None = None,
         job_deadline: float | None = None,
         deadline: float | None = None,
         journal: str | None = None,
@@ -578,6 +585,7 @@ class AsyncRunGen:
                 max_concurrency=max_concurrency,
                 max_in_flight=max_in_flight,
                 poll_rate=poll_rate,
+                max_poll_rate=max_poll_rate,
                 job_deadline=job_deadline,
                 deadline=deadline,
                 journal=journal,

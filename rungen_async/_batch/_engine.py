@@ -61,6 +61,7 @@ class Batch:
         max_concurrency: int,
         max_in_flight: int,
         poll_rate: float,
+        max_poll_rate: float | None = None,
         job_deadline: float | None,
         deadline: float | None,
         journal: str | None,
@@ -71,7 +72,9 @@ class Batch:
         on_progress: ProgressCallback | None,
         scheduler: PollScheduler[int] | None,
     ) -> None:
-        _check_options(app_id, max_concurrency, max_in_flight, poll_rate, job_deadline, deadline)
+        _check_options(
+            app_id, max_concurrency, max_in_flight, poll_rate, max_poll_rate, job_deadline, deadline
+        )
         self._client = client
         self._clock = client.clock
         self.app_id = app_id
@@ -84,7 +87,6 @@ class Batch:
         self._cancel_on_exit = cancel_on_exit
         self._on_progress = on_progress
         self._scheduler = scheduler if scheduler is not None else PollScheduler[int]()
-        self._scheduler.poll_rate = poll_rate
         self._counter = StatsCounter()
         self._submits = SubmitLane(client, app_id, max_concurrency=max_concurrency)
         self._polls = PollLane(
@@ -92,6 +94,7 @@ class Batch:
             app_id,
             scheduler=self._scheduler,
             poll_rate=poll_rate,
+            max_poll_rate=max_poll_rate,
             job_deadline=job_deadline,
             cancel_timed_out=cancel_timed_out,
             counter=self._counter,
@@ -146,6 +149,7 @@ class Batch:
             retries=self._client.retry_count - self._retries_at_start,
             submit_concurrency=self._submits.concurrency,
             poll_budget_bound_seconds=self._polls.dispatcher.budget_bound_seconds,
+            poll_rate=self._polls.dispatcher.budget.rate,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -275,6 +279,7 @@ def _check_options(
     max_concurrency: int,
     max_in_flight: int,
     poll_rate: float,
+    max_poll_rate: float | None,
     job_deadline: float | None,
     deadline: float | None,
 ) -> None:
@@ -285,6 +290,10 @@ def _check_options(
             raise InvalidInputError(f"{name} must be a whole number >= 1, got {value!r}")
     if not poll_rate > 0:
         raise InvalidInputError(f"poll_rate must be > 0 requests per second, got {poll_rate!r}")
+    if max_poll_rate is not None and not max_poll_rate >= poll_rate:
+        raise InvalidInputError(
+            f"max_poll_rate must be >= poll_rate ({poll_rate!r}) or None, got {max_poll_rate!r}"
+        )
     for name, limit in (("job_deadline", job_deadline), ("deadline", deadline)):
         if limit is not None and not limit > 0:
             raise InvalidInputError(f"{name} must be > 0 seconds, got {limit!r}")

@@ -189,7 +189,9 @@ class BatchStats:
         elapsed: Seconds since the batch began.
         poll_budget_bound_seconds: Seconds due status checks waited for the poll budget
             (*poll_rate*) rather than for their time; above 0, raise *poll_rate* to see
-            completions sooner (see `poll_budget_binds`).
+            completions sooner (see `poll_budget_binds`), or let it grow (*max_poll_rate*).
+        poll_rate: The poll budget now, status checks per second (it moves only with
+            *max_poll_rate*).
     """
 
     submitted: int
@@ -209,6 +211,7 @@ class BatchStats:
     submit_concurrency: int
     elapsed: float
     poll_budget_bound_seconds: float = 0.0
+    poll_rate: float = 0.0
 
     @property
     def poll_budget_binds(self) -> bool:
@@ -280,6 +283,7 @@ class StatsCounter:
         retries: int,
         submit_concurrency: int,
         poll_budget_bound_seconds: float = 0.0,
+        poll_rate: float = 0.0,
     ) -> BatchStats:
         """Freeze the counters."""
         return BatchStats(
@@ -300,6 +304,7 @@ class StatsCounter:
             submit_concurrency=submit_concurrency,
             elapsed=now - self.started,
             poll_budget_bound_seconds=poll_budget_bound_seconds,
+            poll_rate=poll_rate,
         )
 
 

@@ -24,9 +24,11 @@ from .._exceptions import (
     JobFailedError,
     JobTimeoutError,
     NotFoundError,
+    RateLimitError,
     RunGenError,
 )
 from .._models import Job, JobStatus
+from ._budget import PollBudget
 from ._outcomes import Outcome, OutcomeKind, StatsCounter, make_outcome
 from ._scheduler import PollScheduler
 from ._watch import AppWatcher
@@ -52,7 +54,8 @@ class Item:
 
 class Dispatcher:
     """
-    Hands due checks to poll workers, within a budget of *poll_rate* checks per second.
+    Hands due checks to poll workers, within a budget of *poll_rate* checks per second
+    (growing up to *max_poll_rate* while no 429 comes, if that is higher: `PollBudget`).
 
     *check* checks one key; *done* says whether nothing more can ever become due.
     """
@@ -63,21 +66,20 @@ class Dispatcher:
         scheduler: PollScheduler[int],
         *,
         poll_rate: float,
+        max_poll_rate: float | None = None,
         check: Callable[[int], Awaitable[None]],
         done: Callable[[], bool],
     ) -> None:
         self._clock = clock
         self._scheduler = scheduler
-        self._poll_rate = poll_rate
         self._check = check
         self._done = done
-        # The poll budget, a token bucket shared by the poller and the poll workers.
-        self._burst = max(1.0, poll_rate / 10)
-        self._tokens = 1.0
-        self._refilled = -math.inf  # set by the first take
+        #: The poll budget, shared by the poller and the poll workers.
+        self.budget = PollBudget(poll_rate, max_rate=max_poll_rate)
+        scheduler.poll_rate = poll_rate
         self._wake: anyio.CancelScope | None = None
         self._wake_at = math.inf
-        self.workers = max(2, min(32, math.ceil(poll_rate / 20)))
+        self.workers = max(2, min(32, math.ceil(self.budget.max_rate / 20)))
         self._checks_busy = 0
         self._polls_eased: anyio.Event | None = None
         #: Seconds due checks waited for the poll budget (0: the budget never bound).
@@ -90,16 +92,12 @@ class Dispatcher:
 
     def _take_due(self, now: float) -> int | None:
         """The key of a check due at *now*, if the poll budget allows one (takes a token)."""
-        if self._refilled == -math.inf:
-            self._refilled = now
-        tokens = min(self._burst, self._tokens + (now - self._refilled) * self._poll_rate)
-        self._refilled = now
-        key = None
-        if tokens >= 1 - 1e-9:
-            key = self._scheduler.pop_due(now)
-            if key is not None:
-                tokens -= 1
-        self._tokens = tokens
+        budget = self.budget
+        if not budget.ready(now):
+            return None
+        key = self._scheduler.pop_due(now)
+        if key is not None:
+            budget.spend()
         return key
 
     async def poller(self, send: MemoryObjectSendStream[int]) -> None:
@@ -123,9 +121,9 @@ class Dispatcher:
                     except anyio.BrokenResourceError:
                         return  # every worker is gone: the batch is stopping
                     continue
-                if self._tokens >= 1 - 1e-9:
+                if self.budget.ready(now):
                     continue  # a newer plan moved that check later: look again
-                wait = (1 - self._tokens) / self._poll_rate
+                wait = self.budget.wait()
                 bound = True
             elif due is None:
                 wait = scheduler.max_interval
@@ -138,6 +136,13 @@ class Dispatcher:
             self._wake, self._wake_at = None, math.inf
             if bound:  # a due check waited for the budget, not for its time
                 self.budget_bound_seconds += clock.now() - now
+                if self.budget.bound(clock.now()):
+                    scheduler.poll_rate = self.budget.rate
+
+    def throttled(self) -> None:
+        """A status check got a 429: an adaptive budget halves."""
+        if self.budget.throttled(self._clock.now()):
+            self._scheduler.poll_rate = self.budget.rate
 
     async def worker(self, receive: MemoryObjectReceiveStream[int]) -> None:
         """
@@ -203,6 +208,7 @@ class PollLane:
         *,
         scheduler: PollScheduler[int],
         poll_rate: float,
+        max_poll_rate: float | None = None,
         job_deadline: float | None,
         cancel_timed_out: bool,
         counter: StatsCounter,
@@ -227,6 +233,7 @@ class PollLane:
             self._clock,
             scheduler,
             poll_rate=poll_rate,
+            max_poll_rate=max_poll_rate,
             check=self._check_key,
             done=lambda: not (self._more_coming() or self.items),
         )
@@ -290,6 +297,8 @@ class PollLane:
             # Not retried inside the call: a worker waiting out a Retry-After would hold one
             # of the few poll workers; the scheduler tries again once it has passed.
             self._counter.poll_errors += 1
+            if isinstance(exc, RateLimitError):
+                self.dispatcher.throttled()
             scheduler.retry_later(item.index, clock.now(), getattr(exc, "retry_after", None))
             return
         finally:

@@ -45,6 +45,7 @@ class BatchPlan:
     max_concurrency: int = 16
     max_in_flight: int = 1000
     poll_rate: float = 100.0
+    max_poll_rate: float | None = None
     job_deadline: float | None = None
     cancel_on_exit: bool = False
     progress: bool = True
@@ -177,6 +178,7 @@ async def execute(
                     max_concurrency=plan.max_concurrency,
                     max_in_flight=plan.max_in_flight,
                     poll_rate=plan.poll_rate,
+                    max_poll_rate=plan.max_poll_rate,
                     job_deadline=plan.job_deadline,
                     journal=str(plan.journal),
                     resend_unconfirmed=plan.resend_unconfirmed,
@@ -244,6 +246,7 @@ def plan_from_args(session: Session) -> BatchPlan:
         max_concurrency=args.concurrency,
         max_in_flight=args.max_in_flight,
         poll_rate=args.poll_rate,
+        max_poll_rate=args.max_poll_rate,
         job_deadline=args.job_deadline,
         cancel_on_exit=args.cancel_on_interrupt,
         progress=not args.no_progress,

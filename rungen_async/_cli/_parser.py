@@ -241,6 +241,9 @@ def _add_batch(commands: Commands[Parser], common: Parser) -> None:
                        help="submitted, unfinished jobs at most (default 1000)")  # fmt: skip
     knobs.add_argument("--poll-rate", type=_positive_float, default=100.0, metavar="PER_S",
                        help="status requests per second at most (default 100)")  # fmt: skip
+    knobs.add_argument("--max-poll-rate", type=_positive_float, metavar="PER_S",
+                       help="let the poll budget grow up to this while the API sends no "
+                       "429 (default: it stays at --poll-rate)")  # fmt: skip
     knobs.add_argument("--job-deadline", type=_positive_float, metavar="SECONDS",
                        help="give up on a job after this long (it is TIMED_OUT)")  # fmt: skip
     knobs.add_argument("--cancel-on-interrupt", action="store_true",

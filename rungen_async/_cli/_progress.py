@@ -50,6 +50,10 @@ class StatsView(Protocol):
     def in_flight(self) -> int: ...
     @property
     def retries(self) -> int: ...
+    @property
+    def poll_budget_bound_seconds(self) -> float: ...
+    @property
+    def poll_rate(self) -> float: ...
 
 
 class Tally:
@@ -110,9 +114,10 @@ def bar_format(
     """
     The tqdm ``bar_format`` that fits *width* columns (None: no limit, and no bar).
 
-    The counts always show; the percentage, the bar, the ETA, the rate and the retries are
-    added in that order while they fit. *measure* renders a format without its bar and
-    returns the length.
+    The counts always show; a note that the poll budget delays status checks (when it
+    has), the percentage, the bar, the ETA, the rate and the retries are added in that
+    order while they fit. *measure* renders a format without its bar and returns the
+    length.
     """
     running, queued = running_and_queued(stats, app)
     core = [
@@ -120,15 +125,19 @@ def bar_format(
         f"ok {tally.ok} failed {tally.failed}",
         f"running {running} queued {queued}",
     ]
-    optional = {"percentage": "{percentage:3.0f}%", "bar": "|{bar}|", "eta": "ETA {remaining}",
-                "rate": "{rate_fmt}"}  # fmt: skip
+    optional: dict[str, str] = {}
+    if stats is not None and stats.poll_budget_bound_seconds > 0:
+        # Completions are seen late: say so, with the budget that binds.
+        optional["budget"] = f"polls held {stats.poll_rate:g}/s"
+    optional |= {"percentage": "{percentage:3.0f}%", "bar": "|{bar}|", "eta": "ETA {remaining}",
+                 "rate": "{rate_fmt}"}  # fmt: skip
     if stats is not None and stats.retries:
         optional["retries"] = f"retries {stats.retries}"
     if width is None:
         del optional["bar"]
 
     def layout(names: set[str]) -> str:
-        tail = [optional[name] for name in ("rate", "eta", "retries") if name in names]
+        tail = [optional[name] for name in ("budget", "rate", "eta", "retries") if name in names]
         text = _SEPARATOR.join([*core, *tail])
         if "bar" in names:
             return "{percentage:3.0f}%|{bar}| " + text

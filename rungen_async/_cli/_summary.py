@@ -28,6 +28,8 @@ def summary_json(plan: BatchPlan, report: BatchReport) -> dict[str, Any]:
         "elapsed": round(report.elapsed, 3),
         "retries": _stat(report, "retries"),
         "status_requests": _stat(report, "status_requests"),
+        "poll_rate": _stat(report, "poll_rate"),
+        "poll_budget_bound_seconds": _stat(report, "poll_budget_bound_seconds"),
         "results": str(plan.output),
         "journal": str(plan.journal),
         "download_dir": None if plan.download is None else str(plan.download),
@@ -56,6 +58,12 @@ def summary_lines(plan: BatchPlan, report: BatchReport) -> list[str]:
     if retries is not None and polls is not None:
         per_job = f" ({polls / tally.done:.1f} per job)" if tally.done else ""
         lines.append(f"  retries absorbed: {retries}   status requests: {polls}{per_job}")
+    bound, budget = _stat(report, "poll_budget_bound_seconds"), _stat(report, "poll_rate")
+    if bound and budget:
+        lines.append(
+            f"  poll budget: status checks waited {bound:.1f} s for it ({budget:g}/s at the "
+            "end), so completions were seen late; raise --poll-rate or set --max-poll-rate"
+        )
     lines.append(f"  results: {plan.output}")
     lines.append(f"  journal: {plan.journal}")
     if plan.download is not None:

@@ -238,6 +238,30 @@ async def test_batch_job_deadline_times_out(cli: Cli, fake: FakeRunGen, tmp_path
     assert [record["status"] for record in read_lines(output)] == ["TIMED_OUT"]
 
 
+async def test_batch_summary_says_when_the_poll_budget_held_checks(
+    cli: Cli, fake: FakeRunGen, tmp_path: Path
+) -> None:
+    """
+    200 jobs finishing together at --poll-rate 5: the summary says checks waited for the
+    budget and what to change; with --max-poll-rate the budget grows (shown in --json).
+    """
+    fake.emulator.api.max_workers = 200
+    app_id = fake.create_app(active_workers=200)
+    inputs = write_inputs(tmp_path / "in.jsonl", prompts(200))
+
+    held = await cli("batch", app_id, str(inputs), "-o", str(tmp_path / "a.jsonl"),
+                     "--poll-rate", "5", "--no-progress")  # fmt: skip
+    grown = await cli("batch", "--json", app_id, str(inputs), "-o", str(tmp_path / "b.jsonl"),
+                      "--poll-rate", "5", "--max-poll-rate", "500", "--no-progress")  # fmt: skip
+
+    assert held.code == grown.code == EXIT_OK
+    assert "poll budget: status checks waited" in held.stdout
+    assert "raise --poll-rate or set --max-poll-rate" in held.stdout
+    summary = json.loads(grown.stdout)
+    assert summary["poll_rate"] > 5
+    assert summary["poll_budget_bound_seconds"] > 0
+
+
 async def test_batch_progress_on_a_tty(cli: Cli, fake: FakeRunGen, tmp_path: Path) -> None:
     """On a terminal the bar is drawn with \\r and ends with a newline."""
     app_id = fake.create_app(active_workers=4)

@@ -31,6 +31,8 @@ class Stats:
     running: int = 18
     in_flight: int = 200
     retries: int = 3
+    poll_budget_bound_seconds: float = 0.0
+    poll_rate: float = 100.0
 
 
 def frames(stderr: str) -> list[str]:
@@ -38,20 +40,21 @@ def frames(stderr: str) -> list[str]:
     return [frame for frame in re.split(r"[\r\n]", stderr) if frame]
 
 
-def draw_a_batch(width: int) -> list[str]:
+def draw_a_batch(width: int, stats: Stats | None = None) -> list[str]:
     """Draw a 1,000-item batch at *width* columns: at the start, at 301 done, at the end."""
+    stats = stats or Stats()
     err = io.StringIO()
     tally = Tally(1000)
     bar = ProgressBar(
         Console(io.StringIO(), err), tally, clock=FakeClock(), tty=True, width=lambda: width
     )
-    bar.draw(Stats())
+    bar.draw(stats)
     for _ in range(300):
         tally.add(True)
     tally.add(False)
     bar.app = JobCounters(in_progress=8, in_queue=120)
-    bar.draw(Stats())
-    bar.finish(Stats())
+    bar.draw(stats)
+    bar.finish(stats)
     assert err.getvalue().endswith("\n")
     return frames(err.getvalue())
 
@@ -75,6 +78,21 @@ def test_progress_bar_at_200_columns_has_the_bar_rate_eta_and_retries() -> None:
     assert "items/s" in last
     assert "ETA " in last
     assert "retries 3" in last
+
+
+@pytest.mark.parametrize("width", [60, 80, 200])
+def test_progress_bar_says_when_the_poll_budget_holds_checks(width: int) -> None:
+    """
+    Once status checks have waited for the poll budget, the bar names it (from 80
+    columns; at 60 the counts take the room), always within the width.
+    """
+    held = draw_a_batch(width, Stats(poll_budget_bound_seconds=2.5, poll_rate=100.0))
+    free = draw_a_batch(width)
+
+    assert all(len(line) <= width for line in held)
+    assert "301/1000" in held[-1]
+    assert ("polls held 100/s" in held[-1]) == (width >= 80)
+    assert not any("polls held" in line for line in free)
 
 
 def test_progress_bar_on_a_narrow_terminal_keeps_the_counts() -> None:
