@@ -46,6 +46,7 @@ class Case:
     max_in_flight: int
     poll_rate: float
     target: bool  #: whether issue 6's targets apply
+    max_poll_rate: float | None = None  #: the SDK's budget may grow to this (None: fixed)
 
 
 def cases(quick: bool) -> list[Case]:
@@ -72,6 +73,30 @@ def cases(quick: bool) -> list[Case]:
             False,
         ),
         Case("batch-1k", "1,000 jobs, 4-6 s", 1_000, 4.0, 6.0, None, 1_000, 1000, False),
+        # The default budget, fixed and allowed to grow (issue 13: 100/s binds on this case).
+        Case(
+            "batch-1k-100",
+            "1,000 jobs, 4-6 s, 100/s budget",
+            1_000,
+            4.0,
+            6.0,
+            None,
+            1_000,
+            100,
+            False,
+        ),
+        Case(
+            "batch-1k-100-grow",
+            "1,000 jobs, 4-6 s, 100/s growing to 1,000/s",
+            1_000,
+            4.0,
+            6.0,
+            None,
+            1_000,
+            100,
+            False,
+            max_poll_rate=1000,
+        ),
         Case("queue-2k", "2,000 jobs, 200 workers", 2_000, 4.0, 6.0, 200, 1_000, 1000, False),
     ]
 
@@ -90,6 +115,7 @@ class Run:
     server_requests: dict[str, int] = field(default_factory=dict)
     seen: dict[str, float] = field(default_factory=dict)  #: job id -> monotonic detection
     started: float = 0.0  #: monotonic
+    poll_rate_end: float | None = None  #: the SDK's poll budget when the batch ended
 
     def summary(self, jobs: dict[str, list[float]], case: Case) -> dict[str, Any]:
         """Figures of this run, given the server's [submitted, started, finished] per job."""
@@ -113,6 +139,8 @@ class Run:
             "workers": case.workers,
             "max_in_flight": case.max_in_flight,
             "poll_rate": case.poll_rate if self.client == "sdk" else None,
+            "max_poll_rate": case.max_poll_rate if self.client == "sdk" else None,
+            "poll_rate_end": self.poll_rate_end,
             "status_requests_per_job": self.status_requests / self.jobs,
             "server_status_requests_per_job": status / self.jobs,
             "server_requests": dict(self.server_requests),
@@ -179,6 +207,7 @@ async def run_sdk(base_url: str, case: Case, *, transport: str = "default") -> R
             _inputs(case.jobs),
             max_in_flight=case.max_in_flight,
             poll_rate=case.poll_rate,
+            max_poll_rate=case.max_poll_rate,
         ) as batch:
             async for outcome in batch:
                 if outcome.ok and outcome.job is not None:
@@ -186,6 +215,7 @@ async def run_sdk(base_url: str, case: Case, *, transport: str = "default") -> R
         run.wall_s = monotonic() - run.started
         run.cpu_s = time.process_time() - cpu0
         run.status_requests = batch.stats.status_requests
+        run.poll_rate_end = batch.stats.poll_rate
     run.ok = len(seen)
     return run
 

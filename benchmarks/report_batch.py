@@ -37,6 +37,8 @@ def batch_markdown(scenario: dict[str, Any]) -> list[str]:
     ]
     for row in scenario["runs"]:
         rate = f" / {row['poll_rate']:g}/s" if row["poll_rate"] else ""
+        if row.get("max_poll_rate"):
+            rate += f" (grew to {row['poll_rate_end']:g}/s)"
         lines.append(
             f"| {row['label']} | {CLIENT_LABELS[row['client']]} | {row['max_in_flight']:,}{rate}"
             f" | {row['status_requests_per_job']:.2f}"

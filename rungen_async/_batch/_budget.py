@@ -2,9 +2,10 @@
 The poll budget: status checks per second for a whole batch, fixed or adaptive.
 
 A token bucket (burst: a tenth of a second's worth). Adaptive (*max_rate* above *rate*),
-it grows while it binds (due checks wait for it) and the API refuses none: doubling each
-second until the first 429 of a status check, then by a tenth of the starting rate each
-second; each 429 halves it, at most once a second, since a burst of 429s is one overload.
+it grows while it binds (due checks wait for it) and the API refuses none: doubling every
+quarter second until the first 429 of a status check, then by a tenth of the starting rate
+each second; each 429 halves it, at most once a second, since a burst of 429s is one
+overload.
 TCP's congestion control (slow start, then additive increase, multiplicative decrease)
 and AWS's "adaptive" retry mode work the same way. The RunGen API documents no rate-limit
 headers, so the 429s are the only signal.
@@ -35,7 +36,10 @@ class PollBudget:
         "start_rate",
     )
 
-    #: Seconds between two changes of an adaptive budget.
+    #: Seconds between two doublings, until the first 429 (a batch's checks pile up in a
+    #: few seconds, so growth must be as quick).
+    FAST_STEP = 0.25
+    #: Seconds between two additive steps after a 429, and between two halvings.
     STEP = 1.0
 
     def __init__(self, rate: float, *, max_rate: float | None = None) -> None:
@@ -76,15 +80,15 @@ class PollBudget:
 
     def bound(self, now: float) -> bool:
         """
-        Due checks waited for the budget until *now*: grow it if adaptive and no 429 came
-        in the last `STEP`; returns whether it grew.
+        Due checks waited for the budget until *now*: grow it if adaptive and no change (nor
+        429) came in the last step; returns whether it grew.
         """
         if not self.adaptive or self.rate >= self.max_rate:
             return False
         if self._changed == -math.inf:
             self._changed = now  # the first sign of binding: grow from the next step on
             return False
-        if now - self._changed < self.STEP:
+        if now - self._changed < (self.FAST_STEP if self._growing_fast else self.STEP):
             return False
         grown = self.rate * 2 if self._growing_fast else self.rate + 0.1 * self.start_rate
         self.rate = min(self.max_rate, grown)
