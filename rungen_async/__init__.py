@@ -27,6 +27,7 @@ from ._batch._scheduler import PollScheduler
 from ._batch._status import JournalStatus, export_results, journal_items, read_journal
 from ._client import AsyncRunGen
 from ._clock import Clock, SystemClock, VirtualClock
+from ._display import images_html
 from ._download import DownloadError
 from ._exceptions import (
     AmbiguousRequestError,
@@ -113,6 +114,7 @@ __all__ = [
     "OutcomeKind",
     "PollPolicy",
     "PollScheduler",
+    "images_html",
     "RateLimitError",
     "Rejected",
     "ResponseTooLargeError",

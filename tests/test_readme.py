@@ -13,6 +13,11 @@ before its fence, which this test honours:
 * ``<!-- readme-test: pytest -->``: the block is a pytest test module; it is run with pytest.
 * ``<!-- readme-test: recipe NAME -->``: the block is exercised by tests/test_recipes.py
   (for instance a FastAPI app); here it is only type-checked.
+* ``<!-- readme-test: notebook -->``: notebook cells (top-level ``await``), split at lines
+  starting ``# cell``. They run one by one in one namespace on one event loop, as a Jupyter
+  kernel runs them (``ast.PyCF_ALLOW_TOP_LEVEL_AWAIT``, what IPython compiles with), and a
+  cell ending in an expression has it rendered as a notebook would (``_repr_html_``). They
+  are type-checked with mypy's ``top-level-await`` check off.
 
 Fragments that are not programs use a ```text fence, so they are neither run nor checked.
 """
@@ -57,6 +62,34 @@ EXPECTED_OUTPUT = {
 }
 
 
+#: Runs a notebook block (argv[1]) cell by cell, as a kernel does, printing each rendering.
+NOTEBOOK_RUNNER = """
+import ast, asyncio, re, sys
+
+source = open(sys.argv[1], encoding="utf-8").read()
+cells = [cell for cell in re.split(r"^# cell.*$", source, flags=re.M) if cell.strip()]
+namespace = {"__name__": "__main__"}
+
+async def kernel():
+    for number, cell in enumerate(cells, 1):
+        tree = ast.parse(cell, mode="exec")
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        for node, mode in ((tree, "exec"), (last and ast.Expression(last.value), "eval")):
+            if node is None:
+                continue
+            value = eval(compile(node, f"<cell {number}>", mode, flags=flags), namespace)
+            if asyncio.iscoroutine(value):
+                value = await value
+            if mode == "eval" and value is not None:
+                html = value._repr_html_()
+                print(f"cell {number} renders {type(value).__name__}: {len(html)} chars of HTML")
+                print(html)
+
+asyncio.run(kernel())
+"""
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[EmulatorServer]:
     with EmulatorServer(Emulator(warmup=0, job_duration=0, seed=3)) as running:
@@ -95,7 +128,11 @@ def test_readme_block_runs(
     source = tmp_path / f"readme_block_{line}.py"
     source.write_text(code, encoding="utf-8")
     command = [sys.executable, str(source)]
-    if mark == "pytest":
+    if mark == "notebook":
+        runner = tmp_path / "kernel.py"
+        runner.write_text(NOTEBOOK_RUNNER, encoding="utf-8")
+        command = [sys.executable, str(runner), str(source)]
+    elif mark == "pytest":
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         command += ["-o", "anyio_mode=auto", str(source)]
     else:
@@ -109,13 +146,22 @@ def test_readme_block_runs(
     for needle, pattern in EXPECTED_OUTPUT.items():
         if needle in code:
             assert pattern.search(done.stdout), f"README line {line} printed {done.stdout!r}"
+    if mark == "notebook":
+        # Each cell's closing value renders as HTML: the job card, the batch's counts.
+        assert "cell 2 renders Job" in done.stdout
+        assert "cell 3 renders BatchResult" in done.stdout
+        assert done.stdout.count("<img") >= 2, done.stdout  # thumbnails of the outputs
+        assert "8/8" in done.stderr  # the progress bar reached the end (text bar: no kernel)
+        assert list((tmp_path / "outputs").iterdir())  # cell 4 saved the job's files
 
 
 def test_readme_blocks_pass_mypy_strict(tmp_path: Path) -> None:
     """Every block type-checks with mypy --strict, as a user's own module would."""
     files = []
-    for line, _, code in BLOCKS:
+    for line, mark, code in BLOCKS:
         path = tmp_path / f"readme_block_{line}.py"
+        if mark == "notebook":  # cells: top-level await is what they are made of
+            code = '# mypy: disable-error-code="top-level-await"\n' + code
         path.write_text(code, encoding="utf-8")
         files.append(str(path))
 

@@ -9,6 +9,7 @@ import gzip
 import json
 import logging
 import re
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +33,7 @@ from rungen_async import (
     ServerError,
     TLSVerificationError,
 )
+from rungen_async._http._errors import likely_cause
 from rungen_async._http._limits import MAX_BODY_BYTES
 from rungen_async.testing import respx_mock
 from tests.test_http_engines import free_port, raw_server, read_request_head
@@ -257,6 +259,33 @@ async def test_connection_failure_warns_once_naming_host_and_cause_then_logs_inf
     assert len(infos) == NO_WAIT.max_attempts - 1
     assert caught.value.url == f"http://127.0.0.1:{port}/app/a1"
     assert caught.value.request_id is None
+
+
+def _chained(outer: Exception, inner: BaseException) -> Exception:
+    outer.__cause__ = inner
+    return outer
+
+
+@pytest.mark.parametrize(
+    ("exc", "cause"),
+    [
+        (httpx.ConnectTimeout("timed out"), "no answer within the connect timeout"),
+        (httpx.PoolTimeout("pool"), "every connection of the pool stayed busy"),
+        (
+            _chained(httpx.ConnectError("[Errno -2]"), socket.gaierror(-2, "Name unknown")),
+            "the host name does not resolve",
+        ),
+        (
+            _chained(httpx.ConnectError("connect failed"), ConnectionRefusedError(111, "x")),
+            "nothing listens there",
+        ),
+        (httpx.ConnectError("no route"), "the connection could not be made (no route)"),
+        (httpx.ReadError("reset"), "the connection failed after the request was sent"),
+    ],
+)
+def test_the_first_retry_warning_names_the_likely_cause(exc: Exception, cause: str) -> None:
+    """What the one WARNING says for each kind of connection failure a user meets."""
+    assert likely_cause(exc).startswith(cause)
 
 
 # -- TLS -------------------------------------------------------------------------------------------

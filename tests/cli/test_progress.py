@@ -6,6 +6,7 @@ import io
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -224,7 +225,8 @@ async def test_batch_without_tqdm_says_what_to_install(
 # -- rungen_async.progress: the Python helper -------------------------------------------------
 
 
-async def test_tqdm_progress_follows_a_batch() -> None:
+@pytest.mark.parametrize("width", [60, 200])
+async def test_tqdm_progress_follows_a_batch(width: int) -> None:
     """As on_progress, the bar counts every outcome, fits its width, and closes at the end."""
     fake = FakeRunGen(job_duration=2.0)
     app_id = fake.create_app(active_workers=4)
@@ -233,12 +235,12 @@ async def test_tqdm_progress_follows_a_batch() -> None:
     inputs = [{"prompt": f"picture {n}"} for n in range(12)]
 
     async with fake.client() as rg:
-        progress = tqdm_progress(total=len(inputs), file=out, ncols=60, desc="images")
+        progress = tqdm_progress(total=len(inputs), file=out, ncols=width, desc="images")
         result = await rg.run_batch(app_id, inputs, on_progress=progress)
 
     drawn = frames(out.getvalue())
     assert len(result.outcomes) == 12
-    assert all(len(line) <= 60 for line in drawn)
+    assert all(len(line) <= width for line in drawn)
     assert drawn[-1].startswith("images: 100%|")
     assert "12/12" in drawn[-1]
     assert "ok 11, failed 1, in flight 0" in drawn[-1]
@@ -268,3 +270,29 @@ def test_tqdm_progress_without_tqdm_names_the_extra(monkeypatch: pytest.MonkeyPa
 
     with pytest.raises(ImportError, match=re.escape("pip install 'rungen-async[progress]'")):
         tqdm_progress(total=3)
+
+
+def test_tqdm_progress_draws_with_the_class_tqdm_auto_picks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    In a Jupyter kernel `tqdm.auto.tqdm` is tqdm's widget class; tqdm_progress draws with
+    whatever class that is (stood in for here: no kernel or ipywidgets in the tests).
+    """
+    import tqdm.auto
+    from tqdm import tqdm as text_bar
+
+    opened: list[dict[str, Any]] = []
+
+    class Widget(text_bar):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            opened.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Widget)
+    with tqdm_progress(total=3, file=io.StringIO(), desc="cells"):
+        pass
+
+    assert len(opened) == 1
+    assert opened[0]["total"] == 3
+    assert opened[0]["desc"] == "cells"
