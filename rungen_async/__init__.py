@@ -114,7 +114,6 @@ __all__ = [
     "OutcomeKind",
     "PollPolicy",
     "PollScheduler",
-    "images_html",
     "RateLimitError",
     "Rejected",
     "ResponseTooLargeError",
@@ -132,6 +131,7 @@ __all__ = [
     "Workflow",
     "__version__",
     "export_results",
+    "images_html",
     "journal_items",
     "read_journal",
 ]

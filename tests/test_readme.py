@@ -81,8 +81,12 @@ async def kernel():
             value = eval(compile(node, f"<cell {number}>", mode, flags=flags), namespace)
             if asyncio.iscoroutine(value):
                 value = await value
-            if mode == "eval" and value is not None:
-                html = value._repr_html_()
+            if mode == "eval" and value is not None:  # shown as a notebook shows it
+                render = getattr(value, "_repr_html_", None)
+                if render is None:
+                    print(f"cell {number} shows {value!r}")
+                    continue
+                html = render()
                 print(f"cell {number} renders {type(value).__name__}: {len(html)} chars of HTML")
                 print(html)
 
