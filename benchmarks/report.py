@@ -50,6 +50,10 @@ def markdown(results: dict[str, Any]) -> str:
         lines += report_batch.batch_markdown(scenarios["batch"])
     if "memory" in scenarios:
         lines += report_batch.memory_markdown(scenarios["memory"])
+    if "rate_limit" in scenarios:
+        lines += report_batch.rate_limit_markdown(scenarios["rate_limit"])
+    if "faults" in scenarios:
+        lines += report_batch.faults_markdown(scenarios["faults"])
     return "\n".join(lines)
 
 
