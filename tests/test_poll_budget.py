@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rungen_async import InvalidInputError, RetryPolicy
+from rungen_async import BatchStats, InvalidInputError, RetryPolicy
 from rungen_async._batch._budget import PollBudget
 from rungen_async.testing import FakeRunGen
 
@@ -112,17 +112,23 @@ async def test_a_bound_batch_grows_its_budget_and_finishes_sooner() -> None:
     assert grown_bound < fixed_bound
 
 
-async def test_a_rate_limited_api_halves_the_budget_and_the_batch_completes() -> None:
+async def test_429s_on_status_checks_halve_the_budget_and_lose_nothing() -> None:
     """
-    Against an API that allows 100 requests a second per key, a budget allowed to grow to
-    5,000/s runs into 429s on status checks and halves (seen in the stats between two
-    outcomes), never reaches its cap, and the batch loses nothing.
+    Once the budget has grown, the API refuses the next 20 status checks with 429: the
+    budget halves (seen in the stats between two outcomes), the refused checks come back
+    after their Retry-After, and every job is reported once.
     """
     fake = FakeRunGen(job_duration=5.0)
     fake.emulator.api.max_workers = 400
     app_id = fake.create_app(active_workers=400)
-    fake.set_faults(rate_limit=100.0)
-    rates: list[float] = []
+    rates: list[float] = []  # the budget at each outcome since the 429s were armed
+
+    def on_progress(stats: BatchStats) -> None:
+        if not rates and stats.poll_rate > 50.0:  # it has grown: refuse what comes next
+            fake.fail_next_requests(429, count=20, route="GET /app/*/job/*", retry_after=0.2)
+        if rates or stats.poll_rate > 50.0:
+            rates.append(stats.poll_rate)
+
     async with fake.client(retry=FAST_RETRY) as rg:
         result = await rg.run_batch(
             app_id,
@@ -130,14 +136,14 @@ async def test_a_rate_limited_api_halves_the_budget_and_the_batch_completes() ->
             max_in_flight=400,
             poll_rate=50.0,
             max_poll_rate=5000.0,
-            on_progress=lambda stats: rates.append(stats.poll_rate),
+            on_progress=on_progress,
         )
     assert result.ok
     assert len(result.outcomes) == 400
     assert len({job.id for job in result.jobs}) == 400  # one job per input, none twice
-    assert result.stats.poll_errors > 0  # status checks did get 429s
-    assert any(later == earlier / 2 for earlier, later in itertools.pairwise(rates))
-    assert max(rates) < 5000.0
+    assert result.stats.poll_errors == 20
+    assert rates  # it grew, and the 429s were armed
+    assert any(later < earlier for earlier, later in itertools.pairwise(rates))
 
 
 @pytest.mark.parametrize("bad", [10.0, 0.0, -1.0])
