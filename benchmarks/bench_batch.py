@@ -23,7 +23,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from benchmarks.bench_overhead import API_KEY, APP_ID, HEADERS, SUBMIT_PATH
@@ -56,6 +56,9 @@ def cases(quick: bool) -> list[Case]:
             Case("batch-200", "200 jobs, 0.5-0.75 s", 200, 0.5, 0.75, None, 200, 2000, True),
             Case("queue-120", "120 jobs, 40 workers", 120, 0.5, 0.75, 40, 80, 1000, False),
         ]
+    default_budget = Case(
+        "batch-1k-100", "1,000 jobs, 4-6 s, 100/s budget", 1_000, 4.0, 6.0, None, 1_000, 100, False
+    )
     return [
         # The baseline polls every job once a second: up to 10,000 requests/s here. The SDK
         # gets the same budget; at 5,000/s (the next case) the budget, not the client, sets
@@ -74,27 +77,11 @@ def cases(quick: bool) -> list[Case]:
         ),
         Case("batch-1k", "1,000 jobs, 4-6 s", 1_000, 4.0, 6.0, None, 1_000, 1000, False),
         # The default budget, fixed and allowed to grow (issue 13: 100/s binds on this case).
-        Case(
-            "batch-1k-100",
-            "1,000 jobs, 4-6 s, 100/s budget",
-            1_000,
-            4.0,
-            6.0,
-            None,
-            1_000,
-            100,
-            False,
-        ),
-        Case(
-            "batch-1k-100-grow",
-            "1,000 jobs, 4-6 s, 100/s growing to 1,000/s",
-            1_000,
-            4.0,
-            6.0,
-            None,
-            1_000,
-            100,
-            False,
+        default_budget,
+        replace(
+            default_budget,
+            name="batch-1k-100-grow",
+            label="1,000 jobs, 4-6 s, 100/s growing to 1,000/s",
             max_poll_rate=1000,
         ),
         Case("queue-2k", "2,000 jobs, 200 workers", 2_000, 4.0, 6.0, 200, 1_000, 1000, False),
